@@ -1,0 +1,3 @@
+from nas.cli import entry
+
+entry()
