@@ -1,0 +1,573 @@
+"""The database API: open (and migrate) a URL, write as the one driver, read plain records.
+
+Callers never see ORM rows or driver exceptions: every query runs in `Database.session()`,
+which commits, rolls back on error, and turns SQLAlchemy errors into `DatabaseError` whose
+message shows the URL without its password.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, func, select, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from nas.db.models import ArchitectureRow, EpochRow, ModelRow, SearchRow, TrialRow
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+FINISHED = ("COMPLETE", "PRUNED")  # states that count towards --trials N
+STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
+
+
+class DatabaseError(Exception):
+    """The database cannot be opened or a query failed; the message never holds a password."""
+
+
+class StudyExists(DatabaseError):
+    """A search of that name is already stored."""
+
+
+def redact(url: str) -> str:
+    """The URL as it may be shown: password replaced by ***."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparsable database URL>"
+
+
+def normalize_url(url: str) -> str:
+    """PostgreSQL URLs use psycopg 3 (the driver installed); other URLs pass unchanged."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(moment: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; everything we store is UTC."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class SearchRecord:
+    search_id: int
+    name: str
+    config: dict[str, Any]
+    seed: int
+    package_version: str
+    data_fingerprint: str | None
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    driver_token: str | None
+    driver_host: str | None
+    driver_pid: int | None
+    heartbeat_at: datetime | None
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    number: int
+    state: str
+    key: str | None
+    genotype: dict[str, Any] | None
+    values: list[float] | None
+    val_accuracy: float | None
+    params: int | None
+    mult_adds: int | None
+    latency_ms: float | None
+    duration_s: float | None
+    train_seconds: float | None
+    worker_node: str | None
+    device: str | None
+    seed: int | None
+    error: str | None
+    duplicate_of: int | None
+    retry_of: int | None
+    started_at: datetime
+    finished_at: datetime | None
+    epochs: int = 0  # how many epoch rows the trial has
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    epoch: int
+    train_loss: float | None
+    val_accuracy: float | None
+    seconds: float | None
+    images_per_s: float | None
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    model_id: int
+    kind: str
+    arch: str
+    key: str | None
+    layout: str | None
+    config: dict[str, Any]
+    metrics: dict[str, Any]
+    test_accuracy: float | None
+    params: int | None
+    mult_adds: int | None
+    checkpoint: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class TrialOutcome:
+    """What the driver writes when a trial ends."""
+
+    state: str
+    values: list[float] | None = None
+    val_accuracy: float | None = None
+    latency_ms: float | None = None
+    duration_s: float | None = None
+    train_seconds: float | None = None
+    worker_node: str | None = None
+    device: str | None = None
+    error: str | None = None
+    duplicate_of: int | None = None
+    epochs: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _search(row: SearchRow) -> SearchRecord:
+    return SearchRecord(
+        row.search_id, row.name, row.config_json, row.seed, row.package_version,
+        row.data_fingerprint, row.status, as_utc(row.created_at), as_utc(row.updated_at),
+        row.driver_token, row.driver_host, row.driver_pid, as_utc(row.heartbeat_at),
+    )
+
+
+def _trial(row: TrialRow, arch: ArchitectureRow | None, epochs: int) -> TrialRecord:
+    return TrialRecord(
+        number=row.number, state=row.state, key=arch.key if arch else None,
+        genotype=arch.genotype_json if arch else None, values=row.values_json,
+        val_accuracy=row.val_accuracy, params=row.params, mult_adds=row.mult_adds,
+        latency_ms=row.latency_ms, duration_s=row.duration_s, train_seconds=row.train_seconds,
+        worker_node=row.worker_node, device=row.device, seed=row.seed, error=row.error,
+        duplicate_of=row.duplicate_of, retry_of=row.retry_of,
+        started_at=as_utc(row.started_at), finished_at=as_utc(row.finished_at), epochs=epochs,
+    )
+
+
+def _model(row: ModelRow, key: str | None) -> ModelRecord:
+    return ModelRecord(
+        row.model_id, row.kind, row.arch, key, row.layout, row.config_json, row.metrics_json,
+        row.test_accuracy, row.params, row.mult_adds, row.checkpoint, as_utc(row.created_at),
+    )
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """WAL lets readers (`nas status`) run beside the writing driver; wait, don't fail, on locks."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+class Database:
+    """One database URL: our tables (migrated on open) beside Optuna's."""
+
+    def __init__(self, url: str, engine: Engine) -> None:
+        self._url = url  # may hold a password: never print it, use `display_url`
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @property
+    def url(self) -> str:
+        """The full URL, for Optuna's RDBStorage in the same process. Never print it."""
+        return self._url
+
+    @property
+    def display_url(self) -> str:
+        return redact(self._url)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """Commit on success, roll back on error, and raise DatabaseError, not driver errors."""
+        session = self._sessions()
+        try:
+            yield session
+            session.commit()
+        except SQLAlchemyError as exc:
+            session.rollback()
+            raise DatabaseError(f"database {self.display_url}: {_first_line(exc)}") from None
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- searches -------------------------------------------------------------------------
+
+    def search(self, name: str) -> SearchRecord | None:
+        with self.session() as s:
+            row = s.scalar(select(SearchRow).where(SearchRow.name == name))
+            return _search(row) if row else None
+
+    def searches(self) -> list[SearchRecord]:
+        """All searches, newest first."""
+        with self.session() as s:
+            rows = s.scalars(select(SearchRow).order_by(SearchRow.created_at.desc()))
+            return [_search(r) for r in rows]
+
+    def create_search(
+        self, name: str, config: dict[str, Any], seed: int, package_version: str,
+        data_fingerprint: str | None, token: str, host: str, pid: int,
+    ) -> SearchRecord:
+        """Insert a search locked by the calling driver; StudyExists if the name is taken."""
+        moment = now()
+        row = SearchRow(
+            name=name, config_json=config, seed=seed, package_version=package_version,
+            data_fingerprint=data_fingerprint, status="running", created_at=moment,
+            updated_at=moment, driver_token=token, driver_host=host, driver_pid=pid,
+            heartbeat_at=moment,
+        )
+        try:
+            with self.session() as s:
+                s.add(row)
+        except DatabaseError as exc:
+            if self.search(name) is not None:
+                raise StudyExists(f"study {name!r} already exists") from None
+            raise exc
+        return _search(row)
+
+    def acquire(self, search: SearchRecord, token: str, host: str, pid: int) -> bool:
+        """Compare-and-set the driver lock from the holder `search` shows to us.
+
+        Atomic on both SQLite and PostgreSQL: of two drivers racing from the same state, one
+        UPDATE matches the old token and the other matches nothing.
+        """
+        old = SearchRow.driver_token
+        match = old.is_(None) if search.driver_token is None else old == search.driver_token
+        moment = now()
+        with self.session() as s:
+            result = s.execute(
+                update(SearchRow)
+                .where(SearchRow.search_id == search.search_id, match)
+                .values(driver_token=token, driver_host=host, driver_pid=pid,
+                        heartbeat_at=moment, updated_at=moment, status="running")
+            )
+            return result.rowcount == 1
+
+    def heartbeat(self, search_id: int, token: str) -> bool:
+        """Refresh our lock; False if another driver has taken it."""
+        with self.session() as s:
+            result = s.execute(
+                update(SearchRow)
+                .where(SearchRow.search_id == search_id, SearchRow.driver_token == token)
+                .values(heartbeat_at=now())
+            )
+            return result.rowcount == 1
+
+    def release(self, search_id: int, token: str, status: str) -> None:
+        """Give up the lock and record how the run ended (finished, interrupted, failed)."""
+        with self.session() as s:
+            s.execute(
+                update(SearchRow)
+                .where(SearchRow.search_id == search_id, SearchRow.driver_token == token)
+                .values(driver_token=None, driver_host=None, driver_pid=None, status=status,
+                        updated_at=now())
+            )
+
+    def update_search(self, search_id: int, **fields: Any) -> None:
+        """Change stored fields (config_json, data_fingerprint, package_version, status)."""
+        with self.session() as s:
+            s.execute(
+                update(SearchRow)
+                .where(SearchRow.search_id == search_id)
+                .values(**fields, updated_at=now())
+            )
+
+    # -- architectures and trials ---------------------------------------------------------
+
+    def upsert_architecture(
+        self, key: str, genotype: dict[str, Any], params: int | None, mult_adds: int | None,
+        network: dict[str, Any] | None,
+    ) -> int:
+        """The architecture's id, inserting it the first time its key is seen."""
+        with self.session() as s:
+            found = s.scalar(select(ArchitectureRow.architecture_id).where(
+                ArchitectureRow.key == key))
+            if found is not None:
+                return found
+        try:
+            with self.session() as s:
+                row = ArchitectureRow(key=key, genotype_json=genotype, params=params,
+                                      mult_adds=mult_adds, network_json=network,
+                                      created_at=now())
+                s.add(row)
+                s.flush()
+                return row.architecture_id
+        except DatabaseError:  # another process inserted it between our two sessions
+            with self.session() as s:
+                found = s.scalar(select(ArchitectureRow.architecture_id).where(
+                    ArchitectureRow.key == key))
+                if found is None:
+                    raise
+                return found
+
+    def start_trial(
+        self, search_id: int, number: int, architecture_id: int | None, params: int | None,
+        mult_adds: int | None, seed: int | None, retry_of: int | None = None,
+    ) -> None:
+        """Record a trial as RUNNING (or reset a stale row of the same number to RUNNING)."""
+        with self.session() as s:
+            row = s.scalar(select(TrialRow).where(
+                TrialRow.search_id == search_id, TrialRow.number == number))
+            if row is None:
+                row = TrialRow(search_id=search_id, number=number)
+                s.add(row)
+            row.architecture_id = architecture_id
+            row.state = "RUNNING"
+            row.params, row.mult_adds, row.seed, row.retry_of = params, mult_adds, seed, retry_of
+            row.started_at = now()
+            row.finished_at = None
+
+    def finish_trial(self, search_id: int, number: int, outcome: TrialOutcome) -> None:
+        """Write a trial's end state, metrics and epochs in one transaction."""
+        with self.session() as s:
+            row = s.scalar(select(TrialRow).where(
+                TrialRow.search_id == search_id, TrialRow.number == number))
+            if row is None:
+                raise DatabaseError(f"trial {number} of search {search_id} was never started")
+            row.state = outcome.state
+            row.values_json = outcome.values
+            row.val_accuracy = outcome.val_accuracy
+            row.latency_ms = outcome.latency_ms
+            row.duration_s = outcome.duration_s
+            row.train_seconds = outcome.train_seconds
+            row.worker_node = outcome.worker_node
+            row.device = outcome.device
+            row.error = outcome.error
+            row.duplicate_of = outcome.duplicate_of
+            row.finished_at = now()
+            _upsert_epochs(s, row.trial_id, outcome.epochs)
+
+    def add_epochs(self, search_id: int, number: int, epochs: Sequence[dict[str, Any]]) -> None:
+        """Store streamed epoch reports; a retried attempt overwrites the same epoch numbers."""
+        with self.session() as s:
+            trial_id = s.scalar(select(TrialRow.trial_id).where(
+                TrialRow.search_id == search_id, TrialRow.number == number))
+            if trial_id is None:
+                raise DatabaseError(f"trial {number} of search {search_id} was never started")
+            _upsert_epochs(s, trial_id, epochs)
+
+    def trials(self, search_id: int, states: Sequence[str] | None = None) -> list[TrialRecord]:
+        """A search's trials in number order, with key, genotype and epoch count."""
+        counts = (
+            select(EpochRow.trial_id, func.count().label("n"))
+            .group_by(EpochRow.trial_id)
+            .subquery()
+        )
+        query = (
+            select(TrialRow, ArchitectureRow, counts.c.n)
+            .outerjoin(ArchitectureRow, TrialRow.architecture_id == ArchitectureRow.architecture_id)
+            .outerjoin(counts, counts.c.trial_id == TrialRow.trial_id)
+            .where(TrialRow.search_id == search_id)
+            .order_by(TrialRow.number)
+        )
+        if states is not None:
+            query = query.where(TrialRow.state.in_(list(states)))
+        with self.session() as s:
+            return [_trial(t, a, n or 0) for t, a, n in s.execute(query)]
+
+    def trial(self, search_id: int, number: int) -> TrialRecord | None:
+        return next((t for t in self.trials(search_id) if t.number == number), None)
+
+    def epochs(self, search_id: int, number: int) -> list[EpochRecord]:
+        query = (
+            select(EpochRow)
+            .join(TrialRow, TrialRow.trial_id == EpochRow.trial_id)
+            .where(TrialRow.search_id == search_id, TrialRow.number == number)
+            .order_by(EpochRow.epoch)
+        )
+        with self.session() as s:
+            return [
+                EpochRecord(e.epoch, e.train_loss, e.val_accuracy, e.seconds, e.images_per_s)
+                for e in s.scalars(query)
+            ]
+
+    def state_counts(self, search_id: int) -> dict[str, int]:
+        with self.session() as s:
+            rows = s.execute(
+                select(TrialRow.state, func.count())
+                .where(TrialRow.search_id == search_id)
+                .group_by(TrialRow.state)
+            )
+            return {state: n for state, n in rows}
+
+    def best_trial(self, search_id: int) -> TrialRecord | None:
+        """The COMPLETE trial with the highest validation accuracy (lowest number on ties)."""
+        done = [t for t in self.trials(search_id, ["COMPLETE"]) if t.val_accuracy is not None]
+        return max(done, key=lambda t: (t.val_accuracy, -t.number), default=None)
+
+    # -- models ---------------------------------------------------------------------------
+
+    def record_model(
+        self, kind: str, arch: str, config: dict[str, Any], metrics: dict[str, Any],
+        genotype: dict[str, Any] | None = None, key: str | None = None,
+        layout: str | None = None, test_accuracy: float | None = None,
+        params: int | None = None, mult_adds: int | None = None,
+        checkpoint: str | None = None,
+    ) -> ModelRecord:
+        """Store a final training; a genotype links it to its architecture row."""
+        architecture_id = None
+        if genotype is not None and key is not None:
+            architecture_id = self.upsert_architecture(key, genotype, None, None, None)
+        row = ModelRow(
+            kind=kind, arch=arch, architecture_id=architecture_id, layout=layout,
+            config_json=config, metrics_json=metrics, test_accuracy=test_accuracy,
+            params=params, mult_adds=mult_adds, checkpoint=checkpoint, created_at=now(),
+        )
+        with self.session() as s:
+            s.add(row)
+        return _model(row, key)
+
+    def models(self, kind: str | None = None) -> list[ModelRecord]:
+        query = (
+            select(ModelRow, ArchitectureRow.key)
+            .outerjoin(ArchitectureRow, ModelRow.architecture_id == ArchitectureRow.architecture_id)
+            .order_by(ModelRow.model_id)
+        )
+        if kind is not None:
+            query = query.where(ModelRow.kind == kind)
+        with self.session() as s:
+            return [_model(m, k) for m, k in s.execute(query)]
+
+
+def _upsert_epochs(s: Session, trial_id: int, epochs: Sequence[dict[str, Any]]) -> None:
+    rows = s.scalars(select(EpochRow).where(EpochRow.trial_id == trial_id))
+    existing = {e.epoch: e for e in rows}
+    for report in epochs:
+        row = existing.get(int(report["epoch"]))
+        if row is None:
+            row = EpochRow(trial_id=trial_id, epoch=int(report["epoch"]))
+            s.add(row)
+            existing[row.epoch] = row
+        row.train_loss = _num(report.get("train_loss"))
+        row.val_accuracy = _num(report.get("val_accuracy"))
+        row.seconds = _num(report.get("seconds"))
+        row.images_per_s = _num(report.get("images_per_s"))
+
+
+def _num(value: Any) -> float | None:
+    """Floats as stored: NaN/inf (a diverged loss) become NULL, which every backend accepts."""
+    if value is None:
+        return None
+    value = float(value)
+    return value if value == value and abs(value) != float("inf") else None
+
+
+def _first_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def open_database(url: str, create: bool = True) -> Database:
+    """Connect, check the server answers, and bring our schema to the newest revision.
+
+    With `create=False` a missing SQLite file is an error instead of a new empty database
+    (reading commands must not leave files behind).
+    """
+    url = normalize_url(url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise DatabaseError(
+            f"{url!r} is not a database URL; use sqlite:///FILE or "
+            "postgresql+psycopg://USER@HOST:PORT/DB"
+        ) from None
+    shown = redact(url)
+    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if parsed.get_backend_name() == "sqlite":
+        path = parsed.database
+        if path and path != ":memory:":
+            file = Path(path)
+            if not create and not file.exists():
+                raise DatabaseError(f"no database at {shown}; run `nas search` first")
+            if not file.parent.exists():
+                raise DatabaseError(f"{shown}: directory {file.parent} does not exist")
+        kwargs["connect_args"] = {"timeout": 30}
+    elif parsed.get_backend_name() == "postgresql":
+        kwargs["connect_args"] = {"connect_timeout": 10}
+    try:
+        engine = create_engine(url, **kwargs)
+    except (ArgumentError, ImportError) as exc:
+        raise DatabaseError(f"cannot use database {shown}: {_first_line(exc)}") from None
+    if parsed.get_backend_name() == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    try:
+        with engine.begin() as connection:
+            config = Config()
+            config.set_main_option("script_location", str(MIGRATIONS))
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        raise DatabaseError(f"cannot open database {shown}: {_first_line(exc)}") from None
+    return Database(url, engine)
+
+
+def record_model(storage: str, **fields: Any) -> ModelRecord:
+    """For `nas train` and friends: open `storage`, store one trained model, close."""
+    db = open_database(storage)
+    try:
+        return db.record_model(**fields)
+    finally:
+        db.close()
+
+
+def package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("nas")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def host_name() -> str:
+    return os.uname().nodename
+
+
+__all__ = [
+    "FINISHED",
+    "STATES",
+    "Database",
+    "DatabaseError",
+    "EpochRecord",
+    "ModelRecord",
+    "SearchRecord",
+    "StudyExists",
+    "TrialOutcome",
+    "TrialRecord",
+    "host_name",
+    "normalize_url",
+    "open_database",
+    "package_version",
+    "record_model",
+    "redact",
+]

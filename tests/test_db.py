@@ -1,0 +1,126 @@
+"""The database on SQLite and on the real PostgreSQL server: schema, lock, trials, models."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+from sqlalchemy import inspect as sa_inspect
+
+from nas.db import (
+    DatabaseError,
+    StudyExists,
+    TrialOutcome,
+    normalize_url,
+    open_database,
+    record_model,
+    redact,
+)
+from search_spaces import PUBLISHED
+
+
+def _search(db, name="s1"):
+    return db.create_search(name, {"sampler": "tpe"}, 7, "0.1.0", "fp123", "tok-a", "host", 11)
+
+
+def test_schema_is_migrated_beside_optunas(db_url: str) -> None:
+    db = open_database(db_url)
+    optuna.create_study(storage=db.url, study_name="s1")
+    db.close()
+    db = open_database(db_url)  # opening again migrates nothing and breaks nothing
+    tables = set(sa_inspect(db.engine).get_table_names())
+    assert {"searches", "architectures", "trials", "epochs", "models"} <= tables
+    assert {"nas_alembic_version", "alembic_version", "studies"} <= tables
+    assert optuna.load_study(storage=db.url, study_name="s1").study_name == "s1"
+    db.close()
+
+
+def test_search_lock_is_compare_and_set(db_url: str) -> None:
+    db = open_database(db_url)
+    search = _search(db)
+    assert search.driver_token == "tok-a" and search.status == "running"
+    with pytest.raises(StudyExists):
+        _search(db)
+    # Two drivers that both read the same holder race; exactly one wins.
+    assert db.acquire(search, "tok-b", "host", 12) is True
+    assert db.acquire(search, "tok-c", "host", 13) is False
+    assert db.heartbeat(search.search_id, "tok-b") is True
+    assert db.heartbeat(search.search_id, "tok-a") is False
+    db.release(search.search_id, "tok-b", "finished")
+    after = db.search("s1")
+    assert after.driver_token is None and after.status == "finished"
+    assert db.acquire(after, "tok-d", "host", 14) is True
+    db.close()
+
+
+def test_trials_epochs_and_leaderboard_records(db_url: str) -> None:
+    db = open_database(db_url)
+    search = _search(db)
+    genotype = PUBLISHED["nasnet-a"]
+    key = genotype.key()
+    arch = db.upsert_architecture(key, genotype.to_dict(), 1000, 2000, {"cells": 1})
+    assert db.upsert_architecture(key, genotype.to_dict(), 1, 2, None) == arch
+    db.start_trial(search.search_id, 0, arch, 1000, 2000, seed=5)
+    db.add_epochs(search.search_id, 0, [{"epoch": 1, "train_loss": 2.0, "val_accuracy": 0.3,
+                                         "seconds": 1.5, "images_per_s": 100.0}])
+    db.finish_trial(search.search_id, 0, TrialOutcome(
+        "COMPLETE", values=[0.5], val_accuracy=0.5, duration_s=3.0, device="cpu",
+        epochs=[{"epoch": 1, "train_loss": 1.9, "val_accuracy": 0.31},
+                {"epoch": 2, "train_loss": float("nan"), "val_accuracy": 0.5}],
+    ))
+    db.start_trial(search.search_id, 1, arch, 1000, 2000, seed=6)
+    db.finish_trial(search.search_id, 1, TrialOutcome(
+        "COMPLETE", values=[0.5], val_accuracy=0.5, duplicate_of=0))
+    db.start_trial(search.search_id, 2, None, None, None, seed=7)
+
+    trials = db.trials(search.search_id)
+    assert [t.number for t in trials] == [0, 1, 2]
+    first = trials[0]
+    assert (first.state, first.key, first.epochs, first.seed) == ("COMPLETE", key, 2, 5)
+    assert first.genotype == genotype.to_dict()
+    epochs = db.epochs(search.search_id, 0)
+    assert [e.epoch for e in epochs] == [1, 2]
+    assert epochs[0].train_loss == 1.9  # the final result overwrote the streamed report
+    assert epochs[1].train_loss is None  # a diverged loss is stored as NULL
+    assert trials[1].duplicate_of == 0 and trials[1].epochs == 0
+    assert db.state_counts(search.search_id) == {"COMPLETE": 2, "RUNNING": 1}
+    assert db.best_trial(search.search_id).number == 0
+    assert [t.number for t in db.trials(search.search_id, ["RUNNING"])] == [2]
+    with pytest.raises(DatabaseError, match="never started"):
+        db.add_epochs(search.search_id, 99, [{"epoch": 1}])
+    db.close()
+
+
+def test_record_model_links_architecture(db_url: str) -> None:
+    genotype = PUBLISHED["darts-v2"]
+    record = record_model(
+        db_url, kind="train", arch="s1:best", config={"epochs": 1},
+        metrics={"train_seconds": 2.0}, genotype=genotype.to_dict(), key=genotype.key(),
+        layout="cifar", test_accuracy=0.41, params=123, mult_adds=456, checkpoint="m.safetensors",
+    )
+    assert record.model_id > 0 and record.key == genotype.key()
+    db = open_database(db_url)
+    models = db.models("train")
+    assert [(m.arch, m.test_accuracy, m.checkpoint) for m in models] == [
+        ("s1:best", 0.41, "m.safetensors")
+    ]
+    assert db.models("baseline") == []
+    db.close()
+
+
+def test_password_never_shown() -> None:
+    url = "postgresql://nas:s3cret-pw@127.0.0.1:1/nas"
+    assert normalize_url(url).startswith("postgresql+psycopg://")
+    assert "s3cret-pw" not in redact(url)
+    with pytest.raises(DatabaseError) as info:
+        open_database(url)  # nothing listens on port 1
+    assert "s3cret-pw" not in str(info.value)
+    assert "127.0.0.1" in str(info.value)
+
+
+def test_missing_sqlite_file_is_not_created(tmp_path) -> None:
+    path = tmp_path / "absent.db"
+    with pytest.raises(DatabaseError, match="run `nas search` first"):
+        open_database(f"sqlite:///{path}", create=False)
+    assert not path.exists()
+    with pytest.raises(DatabaseError, match="not a database URL"):
+        open_database("no-such-scheme")
