@@ -1,0 +1,172 @@
+"""The search configuration: one typed, frozen model that CLI flags and config files map onto.
+
+A config file (YAML or JSON) holds the same keys as the `nas search` flags, with `_` for
+`-`; an unknown key or a wrong type is bad input (exit 2). The database URL is never part
+of the config, so a password cannot end up stored with the search.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from nas.errors import BadInput
+
+STUDY_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+SAMPLERS = ("tpe", "random", "nsga2", "evolution")
+OBJECTIVES = ("val_accuracy", "params", "mult_adds", "latency")
+PRUNERS = ("none", "median", "hyperband")
+# What may change when a search is resumed: how it runs, not what it searches.
+RUN_FIELDS = frozenset(
+    {"trials", "timeout", "cpus_per_trial", "gpus_per_trial", "ray_address", "data",
+     "max_retries", "progress"}
+)
+
+Sampler = Literal["tpe", "random", "nsga2", "evolution"]
+Objective = Literal["val_accuracy", "params", "mult_adds", "latency"]
+Pruner = Literal["none", "median", "hyperband"]
+
+
+class SearchConfig(BaseModel):
+    """Everything that defines a search and how it runs. Units in the comments."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    study: str = "search"  # study name: letters, digits, _ . -
+    preset: str | None = None  # None: cpu-quick without a GPU, gpu-nasnet with one
+    trials: int | None = Field(None, ge=1)  # finished trials to reach; None: the preset's
+    timeout: float | None = Field(None, gt=0)  # seconds for this run, then stop dispatching
+    sampler: Sampler = "tpe"
+    objectives: tuple[Objective, ...] = ("val_accuracy",)
+    pruner: Pruner = "median"  # on per-epoch validation accuracy (single objective only)
+    max_params: int | None = Field(None, ge=1)  # parameters; larger candidates are pruned
+    max_mult_adds: int | None = Field(None, ge=1)  # multiply-accumulates per image
+    gpus_per_trial: float | None = Field(None, ge=0)  # None: 1 if the cluster has GPUs
+    cpus_per_trial: float = Field(1.0, gt=0)  # Ray CPUs (and torch threads) per trial
+    ray_address: str | None = None  # None: start a local cluster with its dashboard
+    seed: int = Field(0, ge=0)  # study seed; trial seeds derive from it and the number
+    population: int = Field(16, ge=2)  # evolution: population size P
+    tournament: int = Field(4, ge=1)  # evolution: tournament size S
+    max_retries: int = Field(2, ge=0)  # re-runs of a trial whose worker process died
+    train_images: int | None = Field(None, ge=1)  # subset of the 45k training split
+    val_images: int | None = Field(None, ge=1)  # subset of the 5k validation split
+    network: dict[str, Any] = Field(default_factory=dict)  # NetworkConfig fields over the preset
+    train: dict[str, Any] = Field(default_factory=dict)  # TrainConfig fields over the preset
+    data: str | None = None  # CIFAR-10 directory; None: env NAS_DATA_DIR
+    progress: bool = True  # one line per finished trial on stderr
+
+    @field_validator("study")
+    @classmethod
+    def _study_name(cls, value: str) -> str:
+        if not STUDY_NAME.match(value):
+            raise ValueError(
+                f"study name {value!r} may only hold letters, digits, '_', '.' and '-' "
+                "(at most 128)"
+            )
+        return value
+
+    @field_validator("objectives", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(v.strip() for v in value.split(",") if v.strip())
+        return value
+
+    @field_validator("objectives")
+    @classmethod
+    def _objectives(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value or value[0] != "val_accuracy":
+            raise ValueError("the first objective must be val_accuracy, e.g. val_accuracy,params")
+        if len(set(value)) != len(value):
+            raise ValueError("an objective is listed twice")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SearchConfig:
+        if self.tournament > self.population:
+            raise ValueError(
+                f"tournament {self.tournament} is larger than population {self.population}"
+            )
+        return self
+
+    @property
+    def directions(self) -> list[str]:
+        """Optuna directions: maximise accuracy, minimise every cost objective."""
+        return ["maximize" if o == "val_accuracy" else "minimize" for o in self.objectives]
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+def _one_line(exc: ValidationError) -> str:
+    """pydantic's report as one line: where and what, for each problem."""
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "config"
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            known = ", ".join(SearchConfig.model_fields)
+            message = f"unknown key (known keys: {known})"
+        parts.append(f"{where}: {message}")
+    return "; ".join(parts)
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """A YAML or JSON mapping; `-` in keys becomes `_` so files may use the flag spelling."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"cannot read config file {path}: {exc}") from None
+    try:
+        data = json.loads(text) if Path(path).suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise BadInput(f"config file {path} is not valid YAML/JSON: {first}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise BadInput(f"config file {path} must hold a mapping of option names to values")
+    return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+
+def make_config(file: Path | None = None, **flags: Any) -> SearchConfig:
+    """The config from a file (if any) with CLI flags on top; flags left unset are None."""
+    data = read_config_file(file) if file is not None else {}
+    data.update({k: v for k, v in flags.items() if v is not None})
+    try:
+        return SearchConfig(**data)
+    except ValidationError as exc:
+        source = f"config file {file}" if file is not None else "search options"
+        raise BadInput(f"{source}: {_one_line(exc)}") from None
+
+
+def resume_config(stored: dict[str, Any], given: SearchConfig, explicit: set[str]) -> SearchConfig:
+    """The stored config of a study being resumed, with the run fields the user gave.
+
+    A search-defining field (sampler, objectives, preset, seed, ...) given with a different
+    value is refused: the study's history was produced under the stored one.
+    """
+    merged = dict(stored)
+    for name in explicit:
+        value = getattr(given, name)
+        old = stored.get(name)
+        if name in RUN_FIELDS:
+            merged[name] = value
+        elif _jsonable(value) != old and name != "study":
+            raise BadInput(
+                f"study {given.study!r} was created with {name}={old!r}; drop that option to "
+                f"resume it, or start a new study with --study"
+            )
+    try:
+        return SearchConfig(**merged)
+    except ValidationError as exc:
+        raise BadInput(f"stored config of study {given.study!r}: {_one_line(exc)}") from None
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value)) if isinstance(value, tuple | list | dict) else value

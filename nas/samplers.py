@@ -1,0 +1,108 @@
+"""Samplers and pruners by name, and regularized evolution written as an Optuna sampler.
+
+Regularized evolution (Real et al., 2019): keep the P most recent finished trials as the
+population; sample S of them, mutate one decision of the best, train the child; the oldest
+member leaves as each child arrives. The population is rebuilt from the study's trials at
+every ask, so a resumed study continues exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.distributions import BaseDistribution, CategoricalDistribution
+from optuna.samplers import BaseSampler, RandomSampler
+from optuna.study import Study, StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+
+from search_spaces import choices
+
+
+def search_space() -> dict[str, CategoricalDistribution]:
+    """The 50 categorical decisions as Optuna distributions, in a fixed order."""
+    return {name: CategoricalDistribution(list(values)) for name, values in choices().items()}
+
+
+class RegularizedEvolutionSampler(BaseSampler):
+    """Aging evolution: tournament of `tournament` out of the last `population` trials."""
+
+    def __init__(self, population: int = 16, tournament: int = 4, seed: int | None = None):
+        if population < 2 or not 1 <= tournament <= population:
+            raise ValueError("need population >= 2 and 1 <= tournament <= population")
+        self.population = population
+        self.tournament = tournament
+        self.seed = 0 if seed is None else seed
+        self._random = RandomSampler(seed=seed)
+
+    def reseed_rng(self) -> None:
+        self._random.reseed_rng()
+
+    def infer_relative_search_space(
+        self, study: Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        return dict(search_space())
+
+    def sample_relative(
+        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        """A mutated tournament winner, or {} (random) while the population is filling."""
+        done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        done = [t for t in done if all(name in t.params for name in search_space)]
+        if len(done) < self.population:
+            return {}
+        members = sorted(done, key=lambda t: t.number)[-self.population:]  # the oldest left
+        # One generator per trial number: the same study history gives the same child.
+        rng = np.random.default_rng([self.seed, trial.number])
+        picks = rng.choice(len(members), size=self.tournament, replace=False)
+        sign = 1.0 if study.directions[0] == StudyDirection.MAXIMIZE else -1.0
+        parent = max((members[i] for i in picks), key=lambda t: sign * t.values[0])
+        return mutate(dict(parent.params), search_space, rng)
+
+    def sample_independent(
+        self, study: Study, trial: FrozenTrial, param_name: str,
+        param_distribution: BaseDistribution,
+    ) -> Any:
+        return self._random.sample_independent(study, trial, param_name, param_distribution)
+
+
+def mutate(
+    params: dict[str, Any], space: dict[str, BaseDistribution], rng: np.random.Generator
+) -> dict[str, Any]:
+    """Change exactly one categorical decision to a different choice."""
+    names = [n for n in space if len(space[n].choices) > 1]  # type: ignore[attr-defined]
+    name = names[int(rng.integers(len(names)))]
+    options = [c for c in space[name].choices if c != params[name]]  # type: ignore[attr-defined]
+    child = dict(params)
+    child[name] = options[int(rng.integers(len(options)))]
+    return child
+
+
+def make_sampler(
+    name: str, seed: int, objectives: Sequence[str], population: int = 16, tournament: int = 4,
+) -> BaseSampler:
+    """tpe (multivariate, constant liar for parallel trials), random, nsga2, or evolution."""
+    if name == "tpe":
+        return optuna.samplers.TPESampler(
+            seed=seed, multivariate=True, group=False, constant_liar=True
+        )
+    if name == "random":
+        return RandomSampler(seed=seed)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=population)
+    if name == "evolution":
+        return RegularizedEvolutionSampler(population, tournament, seed=seed)
+    raise ValueError(f"unknown sampler {name!r}")
+
+
+def make_pruner(name: str, epochs: int, objectives: Sequence[str]) -> optuna.pruners.BasePruner:
+    """Pruning on per-epoch validation accuracy; multi-objective studies cannot prune."""
+    if name == "none" or len(objectives) > 1:
+        return optuna.pruners.NopPruner()
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=0)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(epochs, 1))
+    raise ValueError(f"unknown pruner {name!r}")
