@@ -145,6 +145,37 @@ def show(ref: str, diagram: Path | None, storage: str | None, as_json: bool) -> 
         console.print(f"diagram written to {diagram}")
 
 
+@cli.command("export")
+@click.argument("ref")
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="Directory to write <name>.py, genotype.json and the rest into.")
+@click.option("--weights", type=click.Path(dir_okay=False, path_type=Path),
+              help="Checkpoint from nas train/transfer; its description sizes the network.")
+@size_options
+@click.option("--onnx", is_flag=True, help="Also write <name>.onnx (dynamic batch size).")
+@click.option("--force", is_flag=True, help="Write into a non-empty --out directory.")
+@click.option("--storage", default=None, help="Database URL (for STUDY:N refs).")
+@json_option
+@bad_input_on(ConfigError, GenotypeError, UnknownModelError)
+def export_cmd(ref: str, out: Path, weights: Path | None, layout: str | None, onnx: bool,
+               force: bool, storage: str | None, as_json: bool, **size: Any) -> None:
+    """Write REF as a stand-alone module that needs only torch, plus weights and ONNX."""
+    from nas.export import run_export
+
+    if click.get_current_context().get_parameter_source("layout").name == "DEFAULT":
+        layout = None  # unset: the checkpoint (or the cifar default) decides
+    result = run_export(ref, out, storage=storage or default_storage(), weights=weights,
+                        onnx=onnx, force=force, layout=layout, **size)
+    if as_json:
+        print_json(result)
+        return
+    for key in ("module", "weights", "genotype", "onnx"):
+        if result[key]:
+            console.print(f"wrote {result[key]}")
+    console.print(f"{result['params']:,} params; module matches nas's network "
+                  f"(max abs diff {result['max_abs_diff']:.2g})")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and map errors onto exit codes with one-line messages."""
     try:

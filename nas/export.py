@@ -1,0 +1,623 @@
+"""`nas export`: a cell network as a stand-alone Python module that needs only torch.
+
+What gets written into the output directory, and why it looks the way it does:
+
+- `<name>.py` is rendered from `nas/_export_template.py.txt`: readable source with the
+  genotype written in as data (`GENOTYPE`, a dict of tuples) and one generic cell class, not
+  cells unrolled into code. Only the operations the two cells use are included. Its
+  state-dict keys are exactly those of `search_spaces.Network`, so one safetensors file
+  loads into both.
+- `<name>.safetensors` (with `--weights`): the checkpoint's tensors minus the auxiliary
+  head, which is training-only (its parameters are excluded from every cost count too).
+  The exported module reads it with a small torch-only safetensors reader, so loading never
+  unpickles anything and needs no package besides torch.
+- `genotype.json`: the genotype, as `nas show --json` prints it (a REF for every command).
+- `<name>.onnx` (with `--onnx`): dynamic batch size, checked against torch with
+  onnxruntime at batch 1 and 3. It is written with torch's TorchScript exporter: on 2 CPU
+  cores it takes about 2 s where the torch.export-based exporter takes about 10 s, and
+  onnxruntime checks the result either way; `exporter="dynamo"` selects the other one.
+- Baselines are not exported: they are torchvision/timm constructor calls, so the
+  checkpoint's weights plus that call are already a stand-alone model.
+
+Every export is checked before anything lands in the output directory: the generated module
+is imported, loaded with the same weights and compared with the project's own network.
+Files are staged in a temporary directory inside the output directory and renamed into
+place, so a failed export leaves no half-written file behind.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import keyword
+import os
+import re
+import shlex
+import shutil
+import sys
+import tempfile
+import textwrap
+import uuid
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from nas.errors import BadInput
+from nas.inspect import inspect_arch, state_name
+from nas.refs import resolve_ref
+from search_spaces import Arch, ConfigError, Genotype, GenotypeError, count_params
+from search_spaces.genotype import Cell
+from workers.checkpoint import METADATA_KEY, CheckpointError, load_checkpoint, read_description
+
+TEMPLATE = Path(__file__).with_name("_export_template.py.txt")
+AUX_PREFIX = "aux_head."  # the auxiliary head's keys in `Network.state_dict()`
+TOLERANCE = 1e-5  # exported module vs project network, eval mode, same weights
+ONNX_TOLERANCE = 1e-4  # onnxruntime vs torch
+Exporter = Literal["torchscript", "dynamo"]
+
+# op name -> (the OPS entry written into the module, template sections it needs).
+# Mirrors `search_spaces.ops.OPS`; tests check both cover the same names and agree.
+OP_SOURCE: dict[str, tuple[str, tuple[str, ...]]] = {
+    "identity": (
+        "lambda c, stride: (\n        nn.Identity() if stride == 1 else FactorizedReduce(c, c)\n"
+        "    )",
+        ("FactorizedReduce",),
+    ),
+    "conv_1x3_3x1": ("lambda c, stride: FactorizedConv(c, 3, stride)", ("FactorizedConv",)),
+    "conv_1x7_7x1": ("lambda c, stride: FactorizedConv(c, 7, stride)", ("FactorizedConv",)),
+    "dil_conv_3x3": ("lambda c, stride: ReLUConvBN(c, c, 3, stride, dilation=2)", ()),
+    "avg_pool_3x3": ("lambda c, stride: nn.AvgPool2d(3, stride, 1, count_include_pad=False)", ()),
+    "max_pool_3x3": ("lambda c, stride: nn.MaxPool2d(3, stride, 1)", ()),
+    "max_pool_5x5": ("lambda c, stride: nn.MaxPool2d(5, stride, 2)", ()),
+    "max_pool_7x7": ("lambda c, stride: nn.MaxPool2d(7, stride, 3)", ()),
+    "conv_1x1": ("lambda c, stride: ReLUConvBN(c, c, 1, stride)", ()),
+    "conv_3x3": ("lambda c, stride: ReLUConvBN(c, c, 3, stride)", ()),
+    "sep_conv_3x3": ("lambda c, stride: SepConv(c, 3, stride)", ("SepConv",)),
+    "sep_conv_5x5": ("lambda c, stride: SepConv(c, 5, stride)", ("SepConv",)),
+    "sep_conv_7x7": ("lambda c, stride: SepConv(c, 7, stride)", ("SepConv",)),
+    "dil_sep_conv_3x3": ("lambda c, stride: DilSepConv(c, 3, stride)", ("DilSepConv",)),
+    "dil_sep_conv_5x5": ("lambda c, stride: DilSepConv(c, 5, stride)", ("DilSepConv",)),
+}
+ALWAYS = ("ReLUConvBN", "FactorizedReduce")  # every cell's input preprocessing
+FLAGS = {  # network setting -> the CLI flag that sets it
+    "layout": "--layout",
+    "cells": "--cells",
+    "filters": "--filters",
+    "image_size": "--image-size",
+    "num_classes": "--classes",
+    "width": "--width",
+}
+
+
+class ExportError(RuntimeError):
+    """The exported module or ONNX file disagrees with the project's network: a bug, exit 1."""
+
+
+def module_name(name: str) -> str:
+    """A valid, import-safe module name: `nasnet-a` -> `nasnet_a`; never shadows torch/stdlib."""
+    text = re.sub(r"\W", "_", name.strip().lower(), flags=re.ASCII).strip("_") or "network"
+    if text[0].isdigit():
+        text = f"net_{text}"
+    if keyword.iskeyword(text) or text in sys.stdlib_module_names or text == "torch":
+        text = f"{text}_net"
+    return text
+
+
+# --- rendering -------------------------------------------------------------------------------
+
+
+def render_module(
+    genotype: Genotype,
+    settings: dict[str, Any],
+    stem_channels: int,
+    plan: list[tuple[int, bool]],
+    name: str,
+    header: list[str],
+) -> str:
+    """The module's source: the template with the genotype, config and used ops filled in.
+
+    `stem_channels` and `plan` (every cell's C and whether it reduces) are read off the
+    project's built network, so the module never re-derives N@F rounding rules."""
+    ops = sorted({op for cell in (genotype.normal, genotype.reduce) for b in cell.blocks
+                  for op in b.ops})
+    sections = set(ALWAYS) | {s for op in ops for s in OP_SOURCE[op][1]}
+    layout = settings["layout"]
+    config = {
+        "layout": layout,
+        "cells": settings["cells"],
+        "filters": settings["filters"],
+        "image_size": settings["image_size"],
+        "num_classes": settings["num_classes"],
+        "dropout": float(settings.get("dropout") or 0.0),
+        "stem_channels": stem_channels,
+    }
+    comments = {
+        "cells": "N: normal cells per stack",
+        "filters": "F: channels of the penultimate layer",
+        "image_size": "input height = width, pixels (other sizes work too)",
+        "dropout": "before the classifier, active in training only",
+        "stem_channels": "output channels of the stem convolution",
+    }
+    config_lines = [
+        f"    {key!r}: {value!r},".replace("'", '"')
+        + (f"  # {comments[key]}" if key in comments else "")
+        for key, value in config.items()
+    ]
+    config_lines += ['    "plan": (', *_plan_lines(plan), "    ),"]
+    fills = {
+        "header": "\n".join(header),
+        "module": name,
+        "image_size": str(settings["image_size"]),
+        "layout": layout,
+        "genotype": _genotype_literal(genotype),
+        "config": "{\n" + "\n".join(config_lines) + "\n}",
+        "ops": "\n".join(f'    "{op}": {OP_SOURCE[op][0]},' for op in ops),
+    }
+    text = _fill(TEMPLATE.read_text(encoding="utf-8"), fills, sections, {layout})
+    return re.sub(r"\n{4,}", "\n\n\n", text).rstrip("\n") + "\n"
+
+
+def _fill(template: str, fills: dict[str, str], sections: set[str], flags: set[str]) -> str:
+    """Keep `# <<section X>>` / `# <<if X>>` ... `# <<end>>` spans whose X is wanted,
+    drop the others, and replace `<<name>>` placeholders."""
+    out: list[str] = []
+    keep = True
+    for line in template.splitlines():
+        marker = re.fullmatch(r"# <<(section|if) (\w+)>>", line.strip())
+        if marker:
+            keep = marker[2] in (sections if marker[1] == "section" else flags)
+            continue
+        if line.strip() == "# <<end>>":
+            keep = True
+            continue
+        if keep:
+            out.append(line)
+    text = "\n".join(out)
+    for key, value in fills.items():
+        text = text.replace(f"<<{key}>>", value)
+    leftover = re.search(r"<<\w+>>", text)
+    if leftover:
+        raise ExportError(f"export template has an unfilled placeholder {leftover[0]}")
+    return text
+
+
+def _genotype_literal(genotype: Genotype) -> str:
+    """GENOTYPE as a dict of tuples: one commented line per block."""
+    lines = ["{"]
+    for key, cell in (("normal", genotype.normal), ("reduce", genotype.reduce)):
+        lines += [f'    "{key}": {{', '        "blocks": (']
+        for k, block in enumerate(cell.blocks):
+            branches = ", ".join(
+                f'({i}, "{op}")' for i, op in zip(block.inputs, block.ops, strict=True)
+            )
+            lines.append(f'            ({branches}, "{block.combine}"),  # b{k}')
+        outputs = cell.output_states()
+        why = "" if cell.concat is not None else ", the block outputs no block reads"
+        names = ", ".join(state_name(i) for i in outputs)
+        lines += ["        ),", f"        \"concat\": {_tuple(outputs)},  # {names}{why}", "    },"]
+    return "\n".join([*lines, "}"])
+
+
+def _plan_lines(plan: list[tuple[int, bool]]) -> list[str]:
+    """The cell plan, a few (C, reduction) pairs per line."""
+    lines: list[str] = []
+    line = ""
+    for c, reduction in plan:
+        item = f"({c}, {reduction}),"
+        if line and len(line) + len(item) > 78:
+            lines.append(line)
+            line = ""
+        line = f"{line} {item}" if line else f"        {item}"
+    return [*lines, line]
+
+
+def network_plan(network: nn.Module) -> tuple[int, list[tuple[int, bool]]]:
+    """Stem channels and every cell's (C, reduction?) of a built `search_spaces.Network`."""
+    stem = network.stem[0].out_channels
+    plan = [(int(cell.pre1.op[1].out_channels), bool(cell.reduction)) for cell in network.cells]
+    return int(stem), plan
+
+
+def _tuple(values: tuple[int, ...]) -> str:
+    return f"({values[0]},)" if len(values) == 1 else f"({', '.join(map(str, values))})"
+
+
+def _cell_lines(label: str, cell: Cell) -> list[str]:
+    """A cell in words for the header: one `bk = op(input) + op(input)` per block."""
+    lines = []
+    for k, block in enumerate(cell.blocks):
+        terms = [f"{op}({state_name(i)})" for i, op in zip(block.inputs, block.ops, strict=True)]
+        rhs = " + ".join(terms) if block.combine == "add" else f"concat({', '.join(terms)})"
+        lines.append(f"b{k} = {rhs}")
+    lines.append(f"out = concat({', '.join(state_name(i) for i in cell.output_states())})")
+    pad = " " * len(label)
+    return [f"#   {label if n == 0 else pad}{line}" for n, line in enumerate(lines)]
+
+
+def _ascii(text: Any) -> str:
+    """Comment-safe text: printable ASCII on one line."""
+    return "".join(ch if " " <= ch <= "~" else "?" for ch in str(text))
+
+
+def _header(
+    name: str,
+    arch_name: str,
+    genotype: Genotype,
+    settings: dict[str, Any],
+    cost: dict[str, Any],
+    description: dict[str, Any] | None,
+    weights: Path | None,
+    command: str,
+) -> list[str]:
+    """The header comment: what the network is, what it costs, how well it did, its origin."""
+    size = settings["image_size"]
+    metrics = (description or {}).get("metrics") or {}
+    measured = ", ".join(
+        f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+        for k, v in sorted(metrics.items()) if v is not None
+    )
+    if description is None:
+        accuracy = "unknown (exported without weights: the network is untrained)"
+    else:
+        accuracy = f"{measured}, as recorded in the checkpoint" if measured else "not recorded"
+    wrapped = [*_wrap(f"{name}.py - generated by `nas export`; needs only torch."), "#"]
+    wrapped += _wrap(
+        f"Architecture: {arch_name} (genotype key {genotype.key()}), written below as GENOTYPE:"
+    )
+    wrapped += _cell_lines("normal: ", genotype.normal)
+    wrapped += _cell_lines("reduce: ", genotype.reduce)
+    rest = [
+        f"Network: {settings['layout']} layout, {settings['cells']}@{settings['filters']} "
+        f"(N normal cells per stack @ F filters in the penultimate layer), "
+        f"{size}x{size} input, {settings['num_classes']} classes.",
+        f"Cost: {cost['params']:,} parameters, {_si(cost['mult_adds'])} mult-adds "
+        f"({cost['mult_adds']:,}) per {size}x{size} image; auxiliary head excluded.",
+        f"Accuracy: {accuracy}.",
+    ]
+    if weights is not None and description is not None:
+        rest.append(
+            f"Weights: {name}.safetensors, the tensors of {weights.name} without the "
+            "training-only auxiliary head."
+        )
+        if description.get("train"):
+            rest.append(f"Trained with: {json.dumps(description['train'], sort_keys=True)}")
+        if description.get("created"):
+            rest.append(f"Checkpoint created: {description['created']}.")
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    rest.append(f"Produced by: `{command}` (nas {_nas_version()}, {stamp}).")
+    for line in rest:
+        wrapped += _wrap(line)
+    return wrapped
+
+
+def _wrap(line: str) -> list[str]:
+    """One header sentence as comment lines of at most 88 characters."""
+    return textwrap.wrap(
+        _ascii(line), 88, initial_indent="# ", subsequent_indent="#   ",
+        break_long_words=True, break_on_hyphens=False,
+    )
+
+
+def _si(count: int) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if count >= scale:
+            return f"{count / scale:.2f}{unit}"
+    return str(count)
+
+
+def _nas_version() -> str:
+    try:
+        return version("nas")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+# --- checks ----------------------------------------------------------------------------------
+
+
+def fit_problems(expected: dict[str, torch.Tensor], state: dict[str, torch.Tensor]) -> str | None:
+    """What stops `state` from loading strictly where `expected` is: one line, or None."""
+    missing = sorted(expected.keys() - state.keys())
+    unexpected = sorted(state.keys() - expected.keys())
+    misshapen = [
+        f"{k} is {tuple(state[k].shape)} there, {tuple(v.shape)} here"
+        for k, v in expected.items()
+        if k in state and state[k].shape != v.shape
+    ]
+    problems = [
+        f"{len(found)} {what} (first: {found[0]})"
+        for what, found in (
+            ("missing tensors", missing),
+            ("unexpected tensors", unexpected),
+            ("shape mismatches", misshapen),
+        )
+        if found
+    ]
+    return "; ".join(problems) or None
+
+
+def load_generated(path: Path) -> ModuleType:
+    """Import a generated module from its file, under a private name (not in sys.modules)."""
+    spec = importlib.util.spec_from_file_location(f"_nas_export_{uuid.uuid4().hex}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).abs().max())
+
+
+def _fixed_input(batch: int, image_size: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(0)
+    return torch.randn(batch, 3, image_size, image_size, generator=generator)
+
+
+def export_onnx(model: nn.Module, path: Path, image_size: int, exporter: Exporter) -> None:
+    """Write `model` (eval mode) as ONNX with a dynamic batch dimension."""
+    import warnings
+
+    x = _fixed_input(1, image_size)
+    names = {"input_names": ["images"], "output_names": ["logits"]}
+    with warnings.catch_warnings():  # the exporters narrate; the onnxruntime check decides
+        warnings.simplefilter("ignore")
+        if exporter == "torchscript":
+            torch.onnx.export(
+                model, (x,), str(path), dynamo=False, opset_version=17,
+                dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}}, **names,
+            )
+        else:
+            torch.onnx.export(
+                model, (x,), str(path), dynamo=True, verbose=False,
+                dynamic_shapes={"x": {0: torch.export.Dim("batch")}}, **names,
+            )
+
+
+def check_onnx(path: Path, model: nn.Module, image_size: int) -> float:
+    """Max |onnxruntime - torch| over batches of 1 and 3 (the batch dimension is dynamic)."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = onnxruntime.InferenceSession(
+        str(path), options, providers=["CPUExecutionProvider"]
+    )
+    worst = 0.0
+    for batch in (1, 3):
+        x = _fixed_input(batch, image_size)
+        with torch.no_grad():
+            expected = model(x)
+        got = torch.from_numpy(session.run(None, {"images": x.numpy()})[0])
+        if got.shape != expected.shape:
+            raise ExportError(f"ONNX output is {tuple(got.shape)}, torch's {tuple(expected.shape)}")
+        worst = max(worst, _max_diff(got, expected))
+    if worst > ONNX_TOLERANCE:
+        raise ExportError(f"ONNX output differs from torch by {worst:.3g} (> {ONNX_TOLERANCE})")
+    return worst
+
+
+# --- the export ------------------------------------------------------------------------------
+
+
+def _settings_from_checkpoint(
+    arch: Arch, description: dict[str, Any], path: Path, flags: dict[str, Any]
+) -> tuple[Arch, dict[str, Any]]:
+    """The genotype and network settings a checkpoint was trained with; flags may only agree."""
+    if description.get("kind") == "baseline" or description.get("genotype") is None:
+        raise BadInput(
+            f"{path} holds the baseline {description.get('arch')!r}, not a cell network; "
+            "nas export writes cell networks only"
+        )
+    try:
+        trained = Genotype.from_dict(description["genotype"])
+    except GenotypeError as exc:
+        raise BadInput(f"{path}: its description's genotype is malformed: {exc}") from None
+    assert arch.genotype is not None
+    if trained.key() != arch.genotype.key():
+        raise BadInput(
+            f"{path} was trained for {description.get('arch')!r} (genotype {trained.key()}), "
+            f"not {arch.name} (genotype {arch.genotype.key()}); "
+            f"export it as `nas export {description.get('arch')} --weights {path}`"
+        )
+    network = description.get("network")
+    if not isinstance(network, dict):
+        raise BadInput(f"{path}: its description has no 'network' settings; was it written by nas?")
+    for field, flag in FLAGS.items():
+        value = flags.get(field)
+        trained_value = network.get(field)
+        if field == "width":
+            trained_value = 1.0 if trained_value is None else trained_value
+        if value is not None and value != trained_value:
+            raise BadInput(
+                f"{flag} {value} contradicts {path}, which was trained with "
+                f"{field} = {trained_value}; drop {flag} (the checkpoint decides)"
+            )
+    # The branch order inside a block decides which op sits at which key: build exactly the
+    # genotype the weights were trained with (same key as REF, so the same architecture).
+    built = Arch(arch.name, "genotype", trained)
+    try:
+        settings = built.resolve(**network)
+    except TypeError as exc:
+        raise BadInput(f"{path}: unknown network setting in its description ({exc})") from None
+    except ConfigError as exc:
+        raise BadInput(f"{path}: its network settings are invalid: {exc}") from None
+    return built, settings
+
+
+def export_model(
+    arch: Arch,
+    out: Path,
+    *,
+    weights: Path | None = None,
+    layout: str | None = None,
+    cells: int | None = None,
+    filters: int | None = None,
+    image_size: int | None = None,
+    num_classes: int | None = None,
+    width: float | None = None,
+    onnx: bool = False,
+    force: bool = False,
+    command: str | None = None,
+    exporter: Exporter = "torchscript",
+) -> dict[str, Any]:
+    """Export `arch` into `out`; returns the written paths (`module, weights, genotype, onnx`)
+    and what was checked. Raises BadInput for anything the user can fix."""
+    out = Path(out)
+    if arch.kind == "baseline" or arch.genotype is None:
+        raise BadInput(
+            f"{arch.name} is a baseline: baselines are exported as their torchvision/timm "
+            "constructor call plus the checkpoint's weights; nas export writes cell networks only"
+        )
+    if out.exists() and not out.is_dir():
+        raise BadInput(f"--out {out} is a file; give a directory")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise BadInput(f"--out {out} exists and is not empty; pick a new directory or add --force")
+    flags = {"layout": layout, "cells": cells, "filters": filters, "image_size": image_size,
+             "num_classes": num_classes, "width": width}
+    description: dict[str, Any] | None = None
+    state: dict[str, torch.Tensor] | None = None
+    if weights is not None:
+        try:
+            description = read_description(weights)
+            built, settings = _settings_from_checkpoint(arch, description, weights, flags)
+            state, _ = load_checkpoint(weights)
+        except CheckpointError as exc:
+            raise BadInput(str(exc)) from None
+        with torch.device("meta"):  # shapes only: no memory for a large network
+            expected = built.build(**settings).state_dict()
+        problems = fit_problems(expected, state)
+        if problems:
+            raise BadInput(f"the weights in {weights} do not fit {_what(built, settings)}: "
+                           f"{problems}")
+    else:
+        built = arch
+        settings = arch.resolve(**{k: v for k, v in flags.items() if v is not None})
+    # The deployed network: the auxiliary head is training-only, so it is dropped.
+    settings = {**settings, "auxiliary": False}
+    reference = built.build(**settings).eval()
+    if state is not None:
+        state = {k: v for k, v in state.items() if not k.startswith(AUX_PREFIX)}
+        reference.load_state_dict(state, strict=True)
+    assert built.genotype is not None
+    cost = inspect_arch(built, **settings)
+    name = module_name(arch.name)
+    command = command or f"nas export {shlex.quote(arch.name)} --out {shlex.quote(str(out))}"
+    header = _header(name, arch.name, built.genotype, settings, cost, description, weights,
+                     command)
+    source = render_module(built.genotype, settings, *network_plan(reference), name, header)
+
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out, prefix=".export-"))
+    try:
+        files = _write_staged(staging, name, source, built.genotype, reference, state,
+                              description, settings, onnx, exporter)
+        result = {key: None for key in ("module", "weights", "genotype", "onnx")}
+        for key, staged in files.items():
+            if key.endswith("_check"):
+                continue
+            final = out / staged.name
+            os.replace(staged, final)
+            result[key] = str(final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return {
+        **result,
+        "name": name,
+        "arch": arch.name,
+        "layout": settings["layout"],
+        "cells": settings["cells"],
+        "filters": settings["filters"],
+        "image_size": settings["image_size"],
+        "num_classes": settings["num_classes"],
+        "params": cost["params"],
+        "mult_adds": cost["mult_adds"],
+        "max_abs_diff": files["torch_check"],
+        "onnx_max_abs_diff": files.get("onnx_check"),
+    }
+
+
+def _what(arch: Arch, settings: dict[str, Any]) -> str:
+    return f"{arch.name} at {settings['layout']} {settings['cells']}@{settings['filters']}"
+
+
+def _write_staged(
+    staging: Path,
+    name: str,
+    source: str,
+    genotype: Genotype,
+    reference: nn.Module,
+    state: dict[str, torch.Tensor] | None,
+    description: dict[str, Any] | None,
+    settings: dict[str, Any],
+    onnx: bool,
+    exporter: Exporter,
+) -> dict[str, Any]:
+    """Write every file into `staging` and check them; returns paths and measured diffs."""
+    files: dict[str, Any] = {}
+    files["module"] = staging / f"{name}.py"
+    files["module"].write_text(source, encoding="utf-8")
+    files["genotype"] = staging / "genotype.json"
+    files["genotype"].write_text(genotype.to_json() + "\n", encoding="utf-8")
+    module = load_generated(files["module"])
+    if state is not None and description is not None:
+        from safetensors.torch import save_file
+
+        files["weights"] = staging / f"{name}.safetensors"
+        meta = {**description, "network": {**description["network"], "auxiliary": False}}
+        save_file(state, str(files["weights"]), metadata={METADATA_KEY: json.dumps(meta)})
+        exported = module.build(files["weights"])  # exercises the module's own reader
+    else:
+        exported = module.build()
+        module.load_state(exported, reference.state_dict(), "the project's network")
+    exported.eval()
+    params = sum(p.numel() for p in exported.parameters())
+    if params != count_params(reference):
+        raise ExportError(
+            f"exported module has {params:,} parameters, the project's network "
+            f"{count_params(reference):,}"
+        )
+    x = _fixed_input(2, settings["image_size"])
+    with torch.no_grad():
+        diff = _max_diff(exported(x), reference(x))
+    if not diff <= TOLERANCE:
+        raise ExportError(f"exported module differs from the project's network by {diff:.3g}")
+    files["torch_check"] = diff
+    if onnx:
+        try:
+            import onnx as _onnx  # noqa: F401  (the exporter needs it)
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            raise BadInput("--onnx needs onnx and onnxruntime: pip install 'nas[export]'") from None
+        files["onnx"] = staging / f"{name}.onnx"
+        export_onnx(exported, files["onnx"], settings["image_size"], exporter)
+        files["onnx_check"] = check_onnx(files["onnx"], exported, settings["image_size"])
+    return files
+
+
+def run_export(
+    ref: str,
+    out: Path,
+    *,
+    storage: str,
+    weights: Path | None = None,
+    onnx: bool = False,
+    force: bool = False,
+    **size: Any,
+) -> dict[str, Any]:
+    """Resolve REF and export it; what `nas export` runs."""
+    arch = resolve_ref(ref, storage)
+    words = ["nas", "export", ref, "--out", str(out)]
+    if weights is not None:
+        words += ["--weights", str(weights)]
+    for field, flag in FLAGS.items():
+        if size.get(field) is not None:
+            words += [flag, str(size[field])]
+    words += [flag for flag, on in (("--onnx", onnx), ("--force", force)) if on]
+    return export_model(arch, out, weights=weights, onnx=onnx, force=force,
+                        command=shlex.join(words), **size)
