@@ -281,8 +281,8 @@ def _header(
     ]
     if weights is not None and description is not None:
         rest.append(
-            f"Weights: {name}.safetensors, the tensors of {weights.name} without the "
-            "training-only auxiliary head."
+            f"Weights: {name}.safetensors, the tensors of the checkpoint {weights} without "
+            "the training-only auxiliary head."
         )
         if description.get("train"):
             rest.append(f"Trained with: {json.dumps(description['train'], sort_keys=True)}")
@@ -478,6 +478,10 @@ def export_model(
         raise BadInput(f"--out {out} is a file; give a directory")
     if out.is_dir() and any(out.iterdir()) and not force:
         raise BadInput(f"--out {out} exists and is not empty; pick a new directory or add --force")
+    if weights is not None and (out / f"{module_name(arch.name)}.safetensors").resolve() == (
+        Path(weights).resolve()
+    ):
+        raise BadInput(f"--out {out} would overwrite the checkpoint {weights}; pick another --out")
     flags = {"layout": layout, "cells": cells, "filters": filters, "image_size": image_size,
              "num_classes": num_classes, "width": width}
     description: dict[str, Any] | None = None

@@ -350,6 +350,12 @@ def test_non_empty_output_directory_needs_force(
     result = export_cli(*args[1:], "--force", capsys=capsys)
     assert Path(result["module"]).is_file() and (out / "notes.txt").read_text() == "mine"
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no staging left over
+    # --force never overwrites the checkpoint it exports from.
+    checkpoint = make_checkpoint(out / "nasnet_a.safetensors", get_arch("nasnet-a"))
+    before = checkpoint.read_bytes()
+    err = bad_input(["export", "nasnet-a", "--weights", str(checkpoint), "--out", str(out),
+                     "--force"], capsys)
+    assert "would overwrite the checkpoint" in err and checkpoint.read_bytes() == before
 
 
 def test_weights_that_do_not_fit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
