@@ -158,7 +158,7 @@ class Network(nn.Module):
         self.drop_path_prob = 0.0
         self.aux_logits: torch.Tensor | None = None
         units = sum(_units(genotype.normal, i) for i in genotype.normal.output_states())
-        c = max(1, round(config.filters / (4 * units)))
+        c = max(2, round(config.filters / (4 * units)))  # FactorizedReduce needs 2
         n = config.cells
         stacks = [(c, False)] * n + [(2 * c, True)] + [(2 * c, False)] * n
         stacks += [(4 * c, True)] + [(4 * c, False)] * n
@@ -172,7 +172,7 @@ class Network(nn.Module):
             self.stem = nn.Sequential(
                 nn.Conv2d(3, stem_c, 3, stride=2, bias=False), nn.BatchNorm2d(stem_c)
             )
-            stacks = [(max(1, round(c / 4)), True), (max(1, round(c / 2)), True), *stacks]
+            stacks = [(max(2, round(c / 4)), True), (max(2, round(c / 2)), True), *stacks]
         self.cells = nn.ModuleList()
         c_pp, c_p, reduction_prev = stem_c, stem_c, False
         self.aux_after = -1
