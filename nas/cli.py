@@ -176,6 +176,24 @@ def export_cmd(ref: str, out: Path, weights: Path | None, layout: str | None, on
                   f"(max abs diff {result['max_abs_diff']:.2g})")
 
 
+@cli.command("wait-db")
+@click.option("--storage", default=None, help="Database URL (default: env NAS_STORAGE).")
+@click.option("--attempts", type=click.IntRange(min=1), default=10, show_default=True,
+              envvar="NAS_DB_WAIT_ATTEMPTS", help="Connection attempts before giving up.")
+@click.option("--delay", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              envvar="NAS_DB_WAIT_DELAY", help="First wait in seconds; doubles, at most 30.")
+def wait_db(storage: str | None, attempts: int, delay: float) -> None:
+    """Wait until the database accepts connections (containers start in any order).
+
+    Exit 0 once it does, 2 for a wrong URL, user, password or database, 1 when the attempts
+    run out (DatabaseUnavailable, naming the URL without its password and the last error).
+    """
+    from nas.wait import wait_for_database
+
+    wait_for_database(storage or default_storage(), attempts, delay,
+                      log=lambda line: click.echo(line, err=True))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and map errors onto exit codes with one-line messages."""
     try:
