@@ -194,6 +194,166 @@ def wait_db(storage: str | None, attempts: int, delay: float) -> None:
                       log=lambda line: click.echo(line, err=True))
 
 
+@cli.command()
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="YAML/JSON file with the same keys as these options.")
+@click.option("--preset", help="Training preset (default: cpu-quick, gpu-nasnet with GPUs).")
+@click.option("--study", help="Study name: letters, digits, _ . - (default: search).")
+@click.option("--trials", type=int, help="Run until the study holds N finished trials.")
+@click.option("--timeout", type=float, help="Stop starting trials after T seconds.")
+@click.option("--sampler", help="tpe (default), random, nsga2, evolution.")
+@click.option("--population", type=int, help="Evolution: population size P.")
+@click.option("--tournament", type=int, help="Evolution: tournament size S.")
+@click.option("--objectives", help="val_accuracy[,params|mult_adds|latency].")
+@click.option("--pruner", help="none, median (default), hyperband.")
+@click.option("--max-params", type=int, help="Prune candidates with more parameters.")
+@click.option("--max-mult-adds", type=int, help="Prune candidates with more mult-adds.")
+@click.option("--gpus-per-trial", type=float, help="GPUs per trial (fractions allowed).")
+@click.option("--cpus-per-trial", type=float, help="CPUs per trial (default 1).")
+@click.option("--ray-address", help="Join this Ray cluster (default: start a local one).")
+@click.option("--seed", type=int, help="Study seed; trial seeds derive from it.")
+@click.option("--data", help="CIFAR-10 directory (default: env NAS_DATA_DIR).")
+@click.option("--resume", is_flag=True, help="Continue an existing study.")
+@click.option("--storage", default=None, help="Database URL (default: env NAS_STORAGE).")
+@json_option
+def search(config_file: Path | None, resume: bool, storage: str | None, as_json: bool,
+           **flags: Any) -> None:
+    """Search the NASNet cell space until the study holds N finished trials."""
+    from nas.config import make_config
+    from nas.search import run_search
+
+    given = {k: v for k, v in flags.items() if v is not None}
+    config = make_config(config_file, **given)
+    explicit = set(given)
+    if config_file is not None:
+        from nas.config import read_config_file
+
+        explicit |= set(read_config_file(config_file))
+    summary = run_search(config, storage or default_storage(), resume=resume, explicit=explicit)
+    if as_json:
+        print_json(summary.to_dict())
+        return
+    best = summary.best
+    console.print(f"study {summary.study}: {summary.trials} finished trials "
+                  f"({', '.join(f'{k} {v}' for k, v in sorted(summary.states.items()))}) "
+                  f"in {summary.elapsed_s:.0f}s")
+    if best is not None:
+        console.print(f"best: trial {best['trial']}, val accuracy {best['val_accuracy']:.4f}, "
+                      f"{best['params']:,} params, {best['mult_adds']:,} mult-adds  "
+                      f"(`nas show {summary.study}:best`)")
+
+
+def _open_for_reading(storage: str | None) -> Any:
+    from nas.db import DatabaseError, open_database
+
+    try:
+        return open_database(storage or default_storage(), create=False)
+    except DatabaseError as exc:
+        raise BadInput(str(exc)) from None
+
+
+def _pick_search(db: Any, study: str | None) -> Any:
+    """The named study, or the most recent one when none is named."""
+    if study is not None:
+        found = db.search(study)
+        if found is None:
+            names = ", ".join(s.name for s in db.searches()) or "none yet"
+            raise BadInput(f"no study {study!r} in {db.display_url} (studies: {names})")
+        return found
+    searches = db.searches()
+    if not searches:
+        raise BadInput(f"no studies in {db.display_url}; run `nas search` first")
+    return searches[0]
+
+
+@cli.command()
+@click.option("--study", help="Study name (default: the most recent).")
+@click.option("--storage", default=None, help="Database URL (default: env NAS_STORAGE).")
+@json_option
+def status(study: str | None, storage: str | None, as_json: bool) -> None:
+    """Trials by state, best so far, elapsed time, and whether a driver is running it."""
+    from nas.db import STATES
+    from nas.search import lock_holder
+
+    db = _open_for_reading(storage)
+    try:
+        found = _pick_search(db, study)
+        counts = db.state_counts(found.search_id)
+        best = db.best_trial(found.search_id)
+        trials = db.trials(found.search_id)
+    finally:
+        db.close()
+    ends = [t.finished_at for t in trials if t.finished_at is not None]
+    last = max(ends) if ends else found.updated_at
+    result = {
+        "study": found.name,
+        "states": {state: counts.get(state, 0) for state in STATES} | counts,
+        "finished": counts.get("COMPLETE", 0) + counts.get("PRUNED", 0),
+        "best_val_accuracy": best.val_accuracy if best else None,
+        "best_trial": best.number if best else None,
+        "elapsed_s": round((last - found.created_at).total_seconds(), 1),
+        "status": found.status,
+        "driver": lock_holder(found),
+        "preset": found.config.get("preset"),
+        "sampler": found.config.get("sampler"),
+        "seed": found.seed,
+        "package_version": found.package_version,
+        "data_fingerprint": found.data_fingerprint,
+    }
+    if as_json:
+        print_json(result)
+        return
+    table = Table("field", "value", show_header=False, title=f"study {found.name}")
+    for key, value in result.items():
+        if key == "states":
+            value = ", ".join(f"{k} {v}" for k, v in value.items() if v)
+        table.add_row(key, "-" if value is None else str(value))
+    console.print(table)
+
+
+@cli.command()
+@click.option("--study", help="Study name (default: the most recent).")
+@click.option("--top", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--storage", default=None, help="Database URL (default: env NAS_STORAGE).")
+@json_option
+def leaderboard(study: str | None, top: int, storage: str | None, as_json: bool) -> None:
+    """Best finished trials: COMPLETE by validation accuracy, then PRUNED."""
+    db = _open_for_reading(storage)
+    try:
+        found = _pick_search(db, study)
+        trials = db.trials(found.search_id, ["COMPLETE", "PRUNED"])
+    finally:
+        db.close()
+    trials.sort(key=lambda t: (t.state != "COMPLETE", -(t.val_accuracy or 0.0), t.number))
+    rows = [
+        {
+            "trial": t.number, "state": t.state, "val_accuracy": t.val_accuracy,
+            "params": t.params, "mult_adds": t.mult_adds, "epochs": t.epochs,
+            "duration_s": None if t.duration_s is None else round(t.duration_s, 2),
+            "key": t.key, "genotype": t.genotype, "duplicate_of": t.duplicate_of,
+            "note": t.error,
+        }
+        for t in trials[:top]
+    ]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("trial", "state", "val acc", "params", "mult-adds", "epochs", "seconds",
+                  "key", "note", title=f"study {found.name}")
+    for r in rows:
+        note = f"duplicate of {r['duplicate_of']}" if r["duplicate_of"] is not None else (
+            r["note"] or "")
+        table.add_row(
+            str(r["trial"]), r["state"],
+            "-" if r["val_accuracy"] is None else f"{r['val_accuracy']:.4f}",
+            f"{r['params']:,}" if r["params"] is not None else "-",
+            f"{r['mult_adds']:,}" if r["mult_adds"] is not None else "-",
+            str(r["epochs"]), "-" if r["duration_s"] is None else f"{r['duration_s']:.1f}",
+            r["key"] or "-", note,
+        )
+    console.print(table)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and map errors onto exit codes with one-line messages."""
     try:
@@ -206,9 +366,9 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:  # usage errors: unknown option, bad value
         click.echo(f"error: {exc.format_message()} (see `nas {_command(argv)}--help`)", err=True)
         return 2
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
         click.echo("error: interrupted", err=True)
-        return 1
+        return 130 if isinstance(exc.__cause__, KeyboardInterrupt) else 1
     except KeyboardInterrupt:
         click.echo("error: interrupted", err=True)
         return 130

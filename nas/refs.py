@@ -41,8 +41,41 @@ def resolve_ref(ref: str, storage: str | None = None) -> Arch:
         return Arch(path.stem, "genotype", load_genotype_file(path))
     match = STUDY_REF.match(ref)
     if match:
-        raise BadInput(f"{ref}: study references need the search service (not built yet)")
+        return resolve_study_ref(match["study"], match["trial"], storage)
     raise BadInput(
         f"unknown architecture {ref!r}; use a name from `nas list`, a genotype .json file, "
         "or STUDY:N / STUDY:best"
     )
+
+
+def resolve_study_ref(study: str, trial: str, storage: str | None) -> Arch:
+    """STUDY:N (trial N) or STUDY:best (highest validation accuracy) from the database."""
+    from nas.db import DatabaseError, open_database
+
+    if storage is None:
+        raise BadInput(f"{study}:{trial} needs a database; pass --storage URL")
+    try:
+        db = open_database(storage, create=False)
+    except DatabaseError as exc:
+        raise BadInput(str(exc)) from None
+    try:
+        search = db.search(study)
+        if search is None:
+            names = ", ".join(s.name for s in db.searches()) or "none yet"
+            raise BadInput(f"no study {study!r} in {db.display_url} (studies: {names})")
+        if trial == "best":
+            record = db.best_trial(search.search_id)
+            if record is None:
+                raise BadInput(f"study {study!r} has no COMPLETE trial yet; see `nas status`")
+        else:
+            record = db.trial(search.search_id, int(trial))
+            if record is None:
+                raise BadInput(f"study {study!r} has no trial {trial}; see `nas leaderboard`")
+        if record.genotype is None:
+            raise BadInput(f"trial {record.number} of study {study!r} has no genotype")
+        genotype = Genotype.from_dict(record.genotype)
+    except GenotypeError as exc:
+        raise BadInput(f"{study}:{trial}: stored genotype is invalid: {exc}") from None
+    finally:
+        db.close()
+    return Arch(f"{study}:{record.number}", "genotype", genotype)

@@ -61,6 +61,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 def ray_cluster() -> Iterator[None]:
     """One local Ray cluster (with its dashboard) for every test of the session that needs it."""
     import ray
+
     from nas.dispatch import start_ray
 
     start_ray(None, num_cpus=2)

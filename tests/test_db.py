@@ -24,13 +24,14 @@ def _search(db, name="s1"):
 
 def test_schema_is_migrated_beside_optunas(db_url: str) -> None:
     db = open_database(db_url)
-    optuna.create_study(storage=db.url, study_name="s1")
+    study = optuna.create_study(storage=db.url, study_name="s1")
+    study.tell(study.ask({"x": optuna.distributions.FloatDistribution(0, 1)}), 0.5)
     db.close()
     db = open_database(db_url)  # opening again migrates nothing and breaks nothing
     tables = set(sa_inspect(db.engine).get_table_names())
-    assert {"searches", "architectures", "trials", "epochs", "models"} <= tables
-    assert {"nas_alembic_version", "alembic_version", "studies"} <= tables
-    assert optuna.load_study(storage=db.url, study_name="s1").study_name == "s1"
+    assert {"searches", "architectures", "search_trials", "epochs", "models"} <= tables
+    assert {"nas_alembic_version", "alembic_version", "studies", "trials"} <= tables
+    assert optuna.load_study(storage=db.url, study_name="s1").best_value == 0.5
     db.close()
 
 

@@ -62,13 +62,13 @@ class ArchitectureRow(Base):
 class TrialRow(Base):
     """One Optuna trial of a search: what was trained, where, and how it ended."""
 
-    __tablename__ = "trials"
+    __tablename__ = "search_trials"  # Optuna's own `trials` table shares the database
     __table_args__ = (
         UniqueConstraint("search_id", "number"),
-        Index("ix_trials_search_state", "search_id", "state"),
+        Index("ix_search_trials_search_state", "search_id", "state"),
     )
 
-    trial_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    search_trial_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     search_id: Mapped[int] = mapped_column(ForeignKey("searches.search_id", ondelete="CASCADE"))
     number: Mapped[int] = mapped_column(Integer)  # Optuna's trial number
     architecture_id: Mapped[int | None] = mapped_column(
@@ -96,10 +96,12 @@ class EpochRow(Base):
     """Per-epoch metrics of a trial, as the worker streamed them."""
 
     __tablename__ = "epochs"
-    __table_args__ = (UniqueConstraint("trial_id", "epoch"),)
+    __table_args__ = (UniqueConstraint("search_trial_id", "epoch"),)
 
     epoch_id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    trial_id: Mapped[int] = mapped_column(ForeignKey("trials.trial_id", ondelete="CASCADE"))
+    search_trial_id: Mapped[int] = mapped_column(
+        ForeignKey("search_trials.search_trial_id", ondelete="CASCADE")
+    )
     epoch: Mapped[int] = mapped_column(Integer)
     train_loss: Mapped[float | None] = mapped_column(Float)
     val_accuracy: Mapped[float | None] = mapped_column(Float)

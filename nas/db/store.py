@@ -363,12 +363,12 @@ class Database:
             row.error = outcome.error
             row.duplicate_of = outcome.duplicate_of
             row.finished_at = now()
-            _upsert_epochs(s, row.trial_id, outcome.epochs)
+            _upsert_epochs(s, row.search_trial_id, outcome.epochs)
 
     def add_epochs(self, search_id: int, number: int, epochs: Sequence[dict[str, Any]]) -> None:
         """Store streamed epoch reports; a retried attempt overwrites the same epoch numbers."""
         with self.session() as s:
-            trial_id = s.scalar(select(TrialRow.trial_id).where(
+            trial_id = s.scalar(select(TrialRow.search_trial_id).where(
                 TrialRow.search_id == search_id, TrialRow.number == number))
             if trial_id is None:
                 raise DatabaseError(f"trial {number} of search {search_id} was never started")
@@ -377,14 +377,14 @@ class Database:
     def trials(self, search_id: int, states: Sequence[str] | None = None) -> list[TrialRecord]:
         """A search's trials in number order, with key, genotype and epoch count."""
         counts = (
-            select(EpochRow.trial_id, func.count().label("n"))
-            .group_by(EpochRow.trial_id)
+            select(EpochRow.search_trial_id, func.count().label("n"))
+            .group_by(EpochRow.search_trial_id)
             .subquery()
         )
         query = (
             select(TrialRow, ArchitectureRow, counts.c.n)
             .outerjoin(ArchitectureRow, TrialRow.architecture_id == ArchitectureRow.architecture_id)
-            .outerjoin(counts, counts.c.trial_id == TrialRow.trial_id)
+            .outerjoin(counts, counts.c.search_trial_id == TrialRow.search_trial_id)
             .where(TrialRow.search_id == search_id)
             .order_by(TrialRow.number)
         )
@@ -399,7 +399,7 @@ class Database:
     def epochs(self, search_id: int, number: int) -> list[EpochRecord]:
         query = (
             select(EpochRow)
-            .join(TrialRow, TrialRow.trial_id == EpochRow.trial_id)
+            .join(TrialRow, TrialRow.search_trial_id == EpochRow.search_trial_id)
             .where(TrialRow.search_id == search_id, TrialRow.number == number)
             .order_by(EpochRow.epoch)
         )
@@ -458,12 +458,12 @@ class Database:
 
 
 def _upsert_epochs(s: Session, trial_id: int, epochs: Sequence[dict[str, Any]]) -> None:
-    rows = s.scalars(select(EpochRow).where(EpochRow.trial_id == trial_id))
+    rows = s.scalars(select(EpochRow).where(EpochRow.search_trial_id == trial_id))
     existing = {e.epoch: e for e in rows}
     for report in epochs:
         row = existing.get(int(report["epoch"]))
         if row is None:
-            row = EpochRow(trial_id=trial_id, epoch=int(report["epoch"]))
+            row = EpochRow(search_trial_id=trial_id, epoch=int(report["epoch"]))
             s.add(row)
             existing[row.epoch] = row
         row.train_loss = _num(report.get("train_loss"))

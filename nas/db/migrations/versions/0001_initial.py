@@ -1,4 +1,6 @@
-"""The first schema: searches, architectures, trials, epochs, models.
+"""The first schema: searches, architectures, search_trials, epochs, models.
+
+`search_trials`, not `trials`: Optuna's RDBStorage, in the same database, owns `trials`.
 
 Revision ID: 0001
 Revises:
@@ -46,8 +48,8 @@ def upgrade() -> None:
         sa.Column("created_at", TZ, nullable=False),
     )
     op.create_table(
-        "trials",
-        sa.Column("trial_id", sa.Integer(), primary_key=True),
+        "search_trials",
+        sa.Column("search_trial_id", sa.Integer(), primary_key=True),
         sa.Column(
             "search_id",
             sa.Integer(),
@@ -76,14 +78,14 @@ def upgrade() -> None:
         sa.Column("finished_at", TZ),
         sa.UniqueConstraint("search_id", "number"),
     )
-    op.create_index("ix_trials_search_state", "trials", ["search_id", "state"])
+    op.create_index("ix_search_trials_search_state", "search_trials", ["search_id", "state"])
     op.create_table(
         "epochs",
         sa.Column("epoch_id", sa.Integer(), primary_key=True),
         sa.Column(
-            "trial_id",
+            "search_trial_id",
             sa.Integer(),
-            sa.ForeignKey("trials.trial_id", ondelete="CASCADE"),
+            sa.ForeignKey("search_trials.search_trial_id", ondelete="CASCADE"),
             nullable=False,
         ),
         sa.Column("epoch", sa.Integer(), nullable=False),
@@ -91,7 +93,7 @@ def upgrade() -> None:
         sa.Column("val_accuracy", sa.Float()),
         sa.Column("seconds", sa.Float()),
         sa.Column("images_per_s", sa.Float()),
-        sa.UniqueConstraint("trial_id", "epoch"),
+        sa.UniqueConstraint("search_trial_id", "epoch"),
     )
     op.create_table(
         "models",
@@ -113,5 +115,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("models", "epochs", "trials", "architectures", "searches"):
+    for table in ("models", "epochs", "search_trials", "architectures", "searches"):
         op.drop_table(table)

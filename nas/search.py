@@ -1,0 +1,599 @@
+"""The search driver: the one process that writes the database while Ray workers train.
+
+Flow per trial: ask Optuna -> genotype -> cost check on the meta device (violators are
+PRUNED here) -> dedupe by key (a key already trained reuses that result) -> Ray task
+`trial-<study>-<n>` -> epoch reports (stored, pruner asked) -> result -> our tables, then
+Optuna's `tell`. Our row is written before Optuna's, so a driver killed in between is
+reconciled from our row on `--resume`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from optuna.trial import TrialState
+
+from nas.config import SearchConfig, resume_config
+from nas.controller import Candidate, Controller, cost_violation, network_cost
+from nas.db import (
+    Database,
+    DatabaseError,
+    SearchRecord,
+    StudyExists,
+    TrialOutcome,
+    host_name,
+    open_database,
+    package_version,
+)
+from nas.errors import BadInput
+from nas.monitor import echo, progress_line
+from search_spaces import ConfigError, GenotypeError, NetworkConfig
+
+HEARTBEAT_S = 5.0  # how often the driver refreshes its lock
+STALE_S = 30.0  # a lock not refreshed for this long belongs to a dead driver
+POLL_S = 0.1  # how long the loop waits for a result before serving epoch reports
+
+
+class SearchFailed(Exception):
+    """The search cannot go on (lost its lock, every trial fails): exit code 1."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What every trial of this search trains: resolved from the preset and overrides."""
+
+    preset: str
+    network: dict[str, Any]
+    train: Any  # workers.train.TrainConfig
+    trials: int
+    epochs: int
+    cpus: float
+    gpus: float
+
+
+@dataclass
+class Summary:
+    study: str
+    trials: int  # finished (COMPLETE + PRUNED)
+    best: dict[str, Any] | None
+    states: dict[str, int]
+    elapsed_s: float
+    dashboard_url: str | None
+    storage: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# -- settings ---------------------------------------------------------------------------------
+
+
+def check_preset(name: str | None) -> None:
+    """An unknown preset is bad input before anything starts."""
+    if name is None:
+        return
+    from workers.presets import PRESETS
+
+    if name not in PRESETS:
+        raise BadInput(f"unknown preset {name!r}; choose one of {', '.join(sorted(PRESETS))}")
+
+
+def resolve_settings(config: SearchConfig, has_gpu: bool) -> Settings:
+    """Preset (cpu-quick without GPU, gpu-nasnet with) with the config's overrides on top."""
+    from workers.presets import PRESETS
+
+    name = config.preset or ("gpu-nasnet" if has_gpu else "cpu-quick")
+    check_preset(name)
+    preset = PRESETS[name]
+    network = {"layout": "cifar", "image_size": 32, "num_classes": 10}
+    network.update(dict(preset.network))
+    network.update(config.network)
+    try:
+        NetworkConfig(**network).validate()
+    except TypeError as exc:
+        raise BadInput(f"network settings: {exc}; use NetworkConfig fields "
+                       f"({', '.join(f.name for f in dataclasses.fields(NetworkConfig))})"
+                       ) from None
+    except ConfigError as exc:
+        raise BadInput(f"network settings: {exc}") from None
+    train = preset.train
+    if config.train:
+        known = {f.name for f in dataclasses.fields(train)}
+        unknown = sorted(set(config.train) - known)
+        if unknown:
+            raise BadInput(f"train settings: unknown key(s) {unknown}; known: {sorted(known)}")
+        try:
+            train = dataclasses.replace(train, **config.train)
+            if hasattr(train, "validate"):
+                train = train.validate() or train
+        except (TypeError, ValueError) as exc:
+            raise BadInput(f"train settings: {exc}") from None
+    gpus = config.gpus_per_trial if config.gpus_per_trial is not None else (1.0 if has_gpu else 0)
+    return Settings(
+        preset=name, network=network, train=train, trials=config.trials or preset.trials,
+        epochs=int(getattr(train, "epochs", 1) or 1), cpus=config.cpus_per_trial, gpus=gpus,
+    )
+
+
+def _local_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def data_dir(config: SearchConfig) -> Path | None:
+    value = config.data or os.environ.get("NAS_DATA_DIR")
+    return Path(value) if value else None
+
+
+def load_data(config: SearchConfig) -> tuple[dict[str, Any], str]:
+    """The train and validation splits (subsets if configured) and the data fingerprint."""
+    from workers.data import DataError, load_cifar10, subset
+
+    from workers.trial import to_arrays
+
+    try:
+        data = load_cifar10(data_dir(config))
+    except DataError as exc:
+        raise BadInput(str(exc)) from None
+    train, val = data.train, data.val
+    fingerprint = str(data.fingerprint)
+    if config.train_images is not None and config.train_images < len(train.labels):
+        train = subset(train, config.train_images, seed=config.seed)
+        fingerprint += f":train{config.train_images}"
+    if config.val_images is not None and config.val_images < len(val.labels):
+        val = subset(val, config.val_images, seed=config.seed)
+        fingerprint += f":val{config.val_images}"
+    return {"train": to_arrays(train), "val": to_arrays(val)}, fingerprint
+
+
+# -- the lock --------------------------------------------------------------------------------
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def lock_holder(search: SearchRecord) -> str | None:
+    """Who holds the study, if a live driver does: 'pid P on HOST, heartbeat Ns ago'."""
+    if search.driver_token is None or search.heartbeat_at is None:
+        return None
+    age = time.time() - search.heartbeat_at.timestamp()
+    if age > STALE_S:
+        return None
+    if search.driver_host == host_name() and search.driver_pid and not _pid_alive(
+        search.driver_pid
+    ):
+        return None  # same machine, process gone: it was killed
+    return f"pid {search.driver_pid} on {search.driver_host}, heartbeat {age:.0f}s ago"
+
+
+# -- the driver ------------------------------------------------------------------------------
+
+
+@dataclass
+class _Running:
+    candidate: Candidate
+    ref: Any
+    started: float
+    params: int
+    mult_adds: int
+
+
+@dataclass
+class _Driver:
+    db: Database
+    search: SearchRecord
+    controller: Controller
+    settings: Settings
+    config: SearchConfig
+    token: str
+    progress: Callable[[str], None]
+    trained: dict[str, tuple[int, str, list[float] | None, float | None]] = field(
+        default_factory=dict)  # key -> (number, state, values, val_accuracy)
+    best: tuple[float, int] | None = None
+    finished: int = 0
+    failures: int = 0
+
+    def note_best(self, number: int, val_accuracy: float | None, state: str) -> None:
+        if state == "COMPLETE" and val_accuracy is not None and (
+            self.best is None or val_accuracy > self.best[0]
+        ):
+            self.best = (val_accuracy, number)
+
+    def objective_values(self, val_accuracy: float, params: int, mult_adds: int,
+                         latency_ms: float | None) -> list[float]:
+        extra = {"params": float(params), "mult_adds": float(mult_adds),
+                 "latency": float(latency_ms if latency_ms is not None else float("inf"))}
+        return [val_accuracy, *(extra[o] for o in self.config.objectives[1:])]
+
+    def end(self, candidate: Candidate, outcome: TrialOutcome, params: int | None,
+            mult_adds: int | None) -> None:
+        """Write our row, then tell Optuna, then count, print and update the metrics."""
+        number = candidate.number
+        self.db.finish_trial(self.search.search_id, number, outcome)
+        state = {"COMPLETE": TrialState.COMPLETE, "PRUNED": TrialState.PRUNED,
+                 "FAIL": TrialState.FAIL}[outcome.state]
+        self.controller.tell(number, state, outcome.values, reason=outcome.error)
+        if outcome.state in ("COMPLETE", "PRUNED"):
+            self.finished += 1
+        else:
+            self.failures += 1
+        self.note_best(number, outcome.val_accuracy, outcome.state)
+        best = self.best[0] if self.best else None
+        note = outcome.error
+        if outcome.duplicate_of is not None:
+            note = f"duplicate of trial {outcome.duplicate_of}"
+        self.progress(progress_line(
+            number, outcome.state, outcome.val_accuracy, params, mult_adds, outcome.duration_s,
+            best, self.best[1] if self.best else None, note,
+        ))
+
+
+def _trained_keys(db: Database, search_id: int) -> dict[str, tuple[int, str, Any, Any]]:
+    """Keys this study already trained (not duplicates, not cost-pruned, not failed)."""
+    out: dict[str, tuple[int, str, Any, Any]] = {}
+    for t in db.trials(search_id, ["COMPLETE", "PRUNED"]):
+        if t.key is None or t.duplicate_of is not None or t.key in out:
+            continue
+        if t.state == "COMPLETE" or t.epochs > 0:
+            out[t.key] = (t.number, t.state, t.values, t.val_accuracy)
+    return out
+
+
+def _reconcile(db: Database, search: SearchRecord, controller: Controller,
+               progress: Callable[[str], None]) -> None:
+    """After a dead driver: finish in Optuna what our rows finished, re-queue the rest once."""
+    ours = {t.number: t for t in db.trials(search.search_id)}
+    for frozen in controller.running():
+        row = ours.get(frozen.number)
+        if row is not None and row.state in ("COMPLETE", "PRUNED", "FAIL"):
+            state = TrialState[row.state]
+            controller.tell(frozen.number, state, row.values if row.state == "COMPLETE" else None,
+                            reason=row.error)
+            continue
+        controller.requeue(frozen)
+        if row is not None:
+            db.finish_trial(search.search_id, frozen.number, TrialOutcome(
+                "FAIL", error="driver died while the trial ran; its configuration was re-queued"))
+        progress(f"trial {frozen.number:>4}  FAIL      left RUNNING by a dead driver; re-queued")
+    for number, row in ours.items():  # rows the dead driver started but Optuna finished
+        if row.state == "RUNNING":
+            state, values = controller.state_of(number)
+            if state.is_finished():
+                db.finish_trial(search.search_id, number, TrialOutcome(
+                    state.name, values=values, val_accuracy=values[0] if values else None,
+                    error=None if state == TrialState.COMPLETE else "driver died"))
+
+
+def run_search(
+    config: SearchConfig,
+    storage: str,
+    resume: bool = False,
+    explicit: set[str] | frozenset[str] = frozenset(),
+    progress: Callable[[str], None] = echo,
+) -> Summary:
+    """Run (or resume) a search until the study holds `trials` finished trials.
+
+    `explicit` names the options the user actually gave; on resume only those may
+    override the stored config. Bad input raises BadInput before anything is written.
+    """
+    import ray
+
+    from nas import dispatch
+
+    started = time.time()
+    check_preset(config.preset)
+    resolve_settings(config, has_gpu=_local_gpu())  # bad preset/network/train keys: exit 2 now
+    dispatch.probe_ray_address(config.ray_address)
+    directory = data_dir(config)
+    if directory is not None and not directory.is_dir():
+        raise BadInput(f"--data {directory} is not a directory; point it at CIFAR-10")
+    try:
+        db = open_database(storage)
+    except DatabaseError as exc:
+        raise BadInput(str(exc)) from None
+    try:
+        existing = db.search(config.study)
+        if existing is None and config.study in _optuna_studies(db):
+            existing_optuna_only = True
+        else:
+            existing_optuna_only = False
+        if (existing is not None or existing_optuna_only) and not resume:
+            raise BadInput(
+                f"study {config.study!r} already exists in {db.display_url}; add --resume to "
+                f"continue it, or choose another --study"
+            )
+        if existing is not None:
+            config = resume_config(existing.config, config, set(explicit))
+            holder = lock_holder(existing)
+            if holder is not None:
+                raise BadInput(f"study {config.study!r} is being run by another driver "
+                               f"({holder}); wait for it or stop it first")
+        data, fingerprint = load_data(config)
+        dashboard = dispatch.start_ray(config.ray_address)
+        settings = resolve_settings(config, has_gpu=dispatch.cluster_gpus() > 0)
+        token = uuid.uuid4().hex
+        if existing is None:
+            try:
+                search = db.create_search(
+                    config.study, config.to_dict(), config.seed, package_version(), fingerprint,
+                    token, host_name(), os.getpid(),
+                )
+            except StudyExists:
+                raise BadInput(f"study {config.study!r} was just created by another driver; "
+                               "use --resume to join after it stops") from None
+        else:
+            if not db.acquire(existing, token, host_name(), os.getpid()):
+                raise BadInput(f"study {config.study!r} was just taken by another driver")
+            db.update_search(existing.search_id, config_json=config.to_dict(),
+                             package_version=package_version(), data_fingerprint=fingerprint)
+            search = db.search(config.study)
+            assert search is not None
+        progress(f"study {config.study}: preset {settings.preset}, sampler {config.sampler}, "
+                 f"{settings.trials} trials, database {db.display_url}")
+        if dashboard:
+            progress(f"Ray dashboard: {dashboard}")
+        status = "failed"
+        try:
+            controller = Controller(db.url, config, settings.epochs)
+            _reconcile(db, search, controller, progress)
+            driver = _Driver(db, search, controller, settings, config, token, progress)
+            driver.trained = _trained_keys(db, search.search_id)
+            driver.finished = controller.finished()
+            best = db.best_trial(search.search_id)
+            if best is not None:
+                driver.best = (best.val_accuracy, best.number)
+            _loop(driver, ray.put(data), started)
+            status = "finished"
+        except KeyboardInterrupt:
+            status = "interrupted"
+            raise
+        finally:
+            db.release(search.search_id, token, status)
+        return summarize(db, config.study, time.time() - started, dashboard)
+    finally:
+        db.close()
+
+
+def _optuna_studies(db: Database) -> set[str]:
+    import optuna
+
+    storage = optuna.storages.RDBStorage(db.url)
+    try:
+        return {s.study_name for s in storage.get_all_studies()}
+    finally:
+        storage.remove_session()
+        storage.engine.dispose()
+
+
+def _loop(driver: _Driver, data_ref: Any, started: float) -> None:
+    """Keep the cluster busy until the study holds N finished trials."""
+    import ray
+
+    from nas import dispatch
+    from workers.trial import TrialSpec
+
+    settings, config, db = driver.settings, driver.config, driver.db
+    search_id = driver.search.search_id
+    broker = dispatch.EpochBroker.remote(config.study)
+    capacity = max(1, int(dispatch.cluster_cpus() // settings.cpus))
+    if settings.gpus > 0:
+        capacity = min(capacity, max(1, int(dispatch.cluster_gpus() // settings.gpus)))
+    running: dict[Any, _Running] = {}
+    by_number: dict[int, _Running] = {}
+    parked: dict[str, list[tuple[Candidate, int, int]]] = {}  # key -> waiting duplicates
+    deadline = started + config.timeout if config.timeout else None
+    failure_limit = settings.trials + 3
+    last_beat = time.time()
+
+    def busy() -> int:
+        return len(running) + sum(len(v) for v in parked.values())
+
+    def start(candidate: Candidate, cost_params: int, cost_mult: int) -> None:
+        spec = TrialSpec(
+            study=config.study, number=candidate.number, genotype=candidate.genotype.to_dict(),
+            network=settings.network, train=_with_seed(settings.train, candidate.seed),
+            seed=candidate.seed, threads=max(1, int(settings.cpus)),
+            measure_latency="latency" in config.objectives,
+        )
+        ref = dispatch.submit_trial(spec, data_ref, broker, settings.cpus, settings.gpus,
+                                    config.max_retries)
+        item = _Running(candidate, ref, time.time(), cost_params, cost_mult)
+        running[ref] = item
+        by_number[candidate.number] = item
+
+    def resolve_duplicate(candidate: Candidate, original: tuple[int, str, Any, Any],
+                          cost_params: int, cost_mult: int) -> None:
+        number, state, values, val_accuracy = original
+        driver.end(candidate, TrialOutcome(
+            state, values=values if state == "COMPLETE" else None, val_accuracy=val_accuracy,
+            duration_s=0.0, duplicate_of=number,
+        ), cost_params, cost_mult)
+
+    try:
+        while True:
+            if time.time() - last_beat > HEARTBEAT_S:
+                if not db.heartbeat(search_id, driver.token):
+                    raise SearchFailed(f"study {config.study!r}: another driver took the lock")
+                last_beat = time.time()
+            out_of_time = deadline is not None and time.time() > deadline
+            too_many_failures = driver.failures >= failure_limit
+            while (not out_of_time and not too_many_failures and len(running) < capacity
+                   and driver.finished + busy() < settings.trials):
+                _dispatch_one(driver, start, resolve_duplicate, parked, running)
+            if not running and not parked:
+                break
+            if parked and not running:  # cannot happen: a parked key always has its original
+                raise SearchFailed("internal: duplicates wait for a trial that is not running")
+            ready, _ = ray.wait(list(running), num_returns=len(running), timeout=POLL_S)
+            _serve_reports(driver, broker, by_number)
+            for ref in ready:
+                item = running.pop(ref)
+                by_number.pop(item.candidate.number, None)
+                outcome = _outcome(driver, item, ref)
+                driver.end(item.candidate, outcome, item.params, item.mult_adds)
+                ray.get(broker.trial_finished.remote(
+                    outcome.state, driver.best[0] if driver.best else None))
+                key = item.candidate.key
+                if outcome.state == "COMPLETE" or (outcome.state == "PRUNED" and outcome.epochs):
+                    driver.trained[key] = (item.candidate.number, outcome.state,
+                                           outcome.values, outcome.val_accuracy)
+                for waiting, p, m in parked.pop(key, []):
+                    if key in driver.trained:
+                        resolve_duplicate(waiting, driver.trained[key], p, m)
+                    else:  # the original failed: train the duplicate itself
+                        db.start_trial(search_id, waiting.number, _arch_id(db, waiting, p, m),
+                                       p, m, waiting.seed, waiting.retry_of)
+                        start(waiting, p, m)
+            if too_many_failures and not running and not parked:
+                raise SearchFailed(
+                    f"{driver.failures} trials failed in this run; see `nas leaderboard "
+                    f"--study {config.study}` and the error column of the trials"
+                )
+    except BaseException as exc:
+        reason = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else (
+            f"driver stopped: {type(exc).__name__}: {exc}")
+        for ref, item in list(running.items()):
+            ray.cancel(ref, force=True)
+            _fail_quietly(driver, item.candidate, reason, item.params, item.mult_adds)
+        for waiting in parked.values():
+            for candidate, p, m in waiting:
+                _fail_quietly(driver, candidate, reason, p, m)
+        raise
+    finally:
+        ray.kill(broker)
+    if driver.failures >= failure_limit and driver.finished < settings.trials:
+        raise SearchFailed(f"{driver.failures} trials failed in this run")
+
+
+def _fail_quietly(driver: _Driver, candidate: Candidate, reason: str, params: int,
+                  mult_adds: int) -> None:
+    """Mark a trial FAIL while stopping; a database error must not hide the first error."""
+    with contextlib.suppress(Exception):
+        driver.end(candidate, TrialOutcome("FAIL", error=reason), params, mult_adds)
+
+
+def _with_seed(train: Any, seed: int) -> Any:
+    if dataclasses.is_dataclass(train) and "seed" in {f.name for f in dataclasses.fields(train)}:
+        return dataclasses.replace(train, seed=seed)
+    return train
+
+
+def _arch_id(db: Database, candidate: Candidate, params: int, mult_adds: int) -> int:
+    return db.upsert_architecture(candidate.key, candidate.genotype.to_dict(), params, mult_adds,
+                                  None)
+
+
+def _dispatch_one(driver: _Driver, start: Callable[..., None],
+                  resolve_duplicate: Callable[..., None],
+                  parked: dict[str, list[tuple[Candidate, int, int]]],
+                  running: dict[Any, _Running]) -> None:
+    """Ask one candidate and route it: cost-pruned, duplicate, parked, or a new Ray task."""
+    db, settings, config = driver.db, driver.settings, driver.config
+    candidate = driver.controller.ask()
+    try:
+        cost = network_cost(candidate.genotype, settings.network)
+    except (GenotypeError, ConfigError, RuntimeError, ValueError) as exc:
+        db.start_trial(driver.search.search_id, candidate.number, None, None, None,
+                       candidate.seed, candidate.retry_of)
+        driver.end(candidate, TrialOutcome("FAIL", error=f"cannot build the network: {exc}",
+                                           duration_s=0.0), None, None)
+        return
+    arch_id = db.upsert_architecture(candidate.key, candidate.genotype.to_dict(), cost.params,
+                                     cost.mult_adds, settings.network)
+    db.start_trial(driver.search.search_id, candidate.number, arch_id, cost.params,
+                   cost.mult_adds, candidate.seed, candidate.retry_of)
+    violation = cost_violation(cost, config)
+    if violation is not None:
+        driver.end(candidate, TrialOutcome("PRUNED", error=violation, duration_s=0.0),
+                   cost.params, cost.mult_adds)
+        return
+    original = driver.trained.get(candidate.key)
+    if original is not None:
+        resolve_duplicate(candidate, original, cost.params, cost.mult_adds)
+        return
+    if any(item.candidate.key == candidate.key for item in running.values()):
+        parked.setdefault(candidate.key, []).append((candidate, cost.params, cost.mult_adds))
+        return
+    start(candidate, cost.params, cost.mult_adds)
+
+
+def _serve_reports(driver: _Driver, broker: Any, by_number: dict[int, _Running]) -> None:
+    """Store streamed epochs, ask the pruner, and send the answers back to the workers."""
+    import ray
+
+    reports = ray.get(broker.drain.remote())
+    if not reports:
+        return
+    answers = []
+    for report_id, number, row in reports:
+        item = by_number.get(number)
+        prune = False
+        if item is not None:
+            driver.db.add_epochs(driver.search.search_id, number, [row])
+            if row.get("val_accuracy") is not None:
+                prune = driver.controller.report(item.candidate.trial, int(row["epoch"]),
+                                                 float(row["val_accuracy"]))
+        answers.append((report_id, prune))
+    broker.answer.remote(answers)
+
+
+def _outcome(driver: _Driver, item: _Running, ref: Any) -> TrialOutcome:
+    """The worker's result (or why there is none) as what the driver stores."""
+    import ray
+
+    from nas import dispatch
+
+    duration = time.time() - item.started
+    try:
+        result = ray.get(ref)
+    except Exception as exc:  # every Ray error is the FAIL reason
+        return TrialOutcome("FAIL", error=dispatch.task_error(exc), duration_s=duration)
+    common = {
+        "duration_s": duration, "train_seconds": result.get("train_seconds"),
+        "worker_node": result.get("node"), "device": result.get("device"),
+        "epochs": result.get("epochs") or [], "val_accuracy": result.get("val_accuracy"),
+        "latency_ms": result.get("latency_ms"),
+    }
+    if result["status"] == "complete":
+        values = driver.objective_values(result["val_accuracy"], item.params, item.mult_adds,
+                                         result.get("latency_ms"))
+        return TrialOutcome("COMPLETE", values=values, **common)
+    if result["status"] == "pruned":
+        last = common["epochs"][-1]["epoch"] if common["epochs"] else 0
+        return TrialOutcome("PRUNED", error=f"pruned by the {driver.config.pruner} pruner "
+                            f"after epoch {last}", **common)
+    return TrialOutcome("FAIL", error=result.get("error") or "unknown worker error", **common)
+
+
+def summarize(db: Database, study: str, elapsed_s: float, dashboard: str | None) -> Summary:
+    search = db.search(study)
+    if search is None:
+        raise BadInput(f"no study {study!r} in {db.display_url}")
+    states = db.state_counts(search.search_id)
+    best = db.best_trial(search.search_id)
+    return Summary(
+        study=study,
+        trials=states.get("COMPLETE", 0) + states.get("PRUNED", 0),
+        best=None if best is None else {
+            "trial": best.number, "val_accuracy": best.val_accuracy, "params": best.params,
+            "mult_adds": best.mult_adds, "key": best.key, "genotype": best.genotype,
+        },
+        states=states, elapsed_s=round(elapsed_s, 1), dashboard_url=dashboard,
+        storage=db.display_url,
+    )
