@@ -35,7 +35,7 @@ cpus=$(($(nproc) / slots))
 slot=0
 while [ "$slot" -lt "$slots" ]; do
   # fd 9 stays open in `ray start --block` after exec: the lock lives as long as the worker.
-  exec 9>"/gpu-slots/slot-$per-$slot.lock"
+  exec 9>"${NAS_GPU_SLOTS_DIR:-/gpu-slots}/slot-$per-$slot.lock"
   if flock -n 9; then
     first=$((slot * per))
     CUDA_VISIBLE_DEVICES="$(seq -s, "$first" $((first + per - 1)))"

@@ -113,6 +113,7 @@ def test_depends_on_conditions() -> None:
     assert services["nas"]["depends_on"] == {
         "postgres": {"condition": "service_healthy"},
         "ray-head": {"condition": "service_healthy"},
+        "ray-worker": {"condition": "service_healthy"},
     }
     assert services["ray-worker"]["depends_on"] == {"ray-head": {"condition": "service_healthy"}}
     assert services["optuna-dashboard"]["depends_on"] == {
