@@ -354,6 +354,82 @@ def leaderboard(study: str | None, top: int, storage: str | None, as_json: bool)
     console.print(table)
 
 
+def _print_epoch(item: dict[str, Any]) -> None:
+    """Per-epoch progress of a Ray Train run, on stderr so `--json` stdout stays clean."""
+    parts = [f"epoch {item['epoch']}", f"loss {item['train_loss']:.3f}",
+             f"{item['images_per_s']:.0f} img/s", f"{item['seconds']:.0f}s"]
+    if "top1" in item:
+        parts.insert(2, f"top-1 {100 * item['top1']:.1f}%  top-5 {100 * item['top5']:.1f}%")
+    click.echo("  ".join(parts), err=True)
+
+
+@cli.command("transfer")
+@click.argument("ref")
+@click.option("--data", type=click.Path(path_type=Path),
+              help="ImageFolder with train/<class>/* and val/<class>/* (e.g. Imagenette).")
+@click.option("--preset", help="Transfer preset (default: cpu-transfer, gpu-mobile with a GPU).")
+@click.option("--cells", type=int, help="N: normal cells per stack (cell networks).")
+@click.option("--filters", type=int, help="F: channels of the penultimate layer.")
+@click.option("--image-size", type=int, help="Input side in pixels (ImageNet layout: >= 32).")
+@click.option("--width", type=float, help="Width multiplier (baselines).")
+@click.option("--epochs", type=int, help="Training epochs (overrides the preset).")
+@click.option("--batch-size", type=int, help="Global batch size, split over the workers.")
+@click.option("--max-train-images", type=int, help="Train on a class-balanced subset.")
+@click.option("--workers", type=int, help="K: Ray Train workers (DDP processes).")
+@click.option("--gpus-per-worker", type=float, help="G: GPUs per worker (0: CPU, gloo).")
+@click.option("--seed", type=int, help="Seed for initialisation, order and augmentation.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs"),
+              show_default=True, help="Directory for the checkpoint.")
+@click.option("--ray-address", help="Join this Ray cluster (default: start a local one).")
+@click.option("--storage", default=None, help="Database URL (default: env NAS_STORAGE).")
+@json_option
+@bad_input_on(ConfigError, GenotypeError, UnknownModelError)
+def transfer_cmd(ref: str, data: Path | None, out: Path, ray_address: str | None,
+                 storage: str | None, as_json: bool, **options: Any) -> None:
+    """Train REF at the ImageNet layout with Ray Train on DATA/train, score top-1/5 on val."""
+    from nas.transfer import transfer
+
+    row = transfer(ref, data, storage or default_storage(), out=out, ray_address=ray_address,
+                   on_epoch=_print_epoch, **{k: v for k, v in options.items() if v is not None})
+    if as_json:
+        print_json(row)
+        return
+    console.print(
+        f"{row['arch']} ({row['preset']}, {row['image_size']}px): top-1 {100 * row['top1']:.2f}%"
+        f", top-5 {100 * row['top5']:.2f}%, {row['params']:,} params, "
+        f"{row['mult_adds']:,} mult-adds, {row['train_seconds']:.0f}s training on "
+        f"{len(row['workers'] or [])} worker(s); checkpoint {row['checkpoint']}")
+
+
+@cli.command("compare")
+@click.option("--study", help="Only this study's searched cells (published and baselines stay).")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write accuracy vs mult-adds (.png, .svg or .pdf).")
+@click.option("--all", "show_all", is_flag=True,
+              help="Every model row, not only the newest per arch, layout and preset.")
+@click.option("--storage", default=None, help="Database URL (default: env NAS_STORAGE).")
+@json_option
+def compare_cmd(study: str | None, plot: Path | None, show_all: bool, storage: str | None,
+                as_json: bool) -> None:
+    """Searched cells vs published genotypes vs baselines: one table, and a plot."""
+    from nas.compare import compare_rows, plot_compare, render_table
+
+    rows = compare_rows(storage or default_storage(), study=study, show_all=show_all)
+    if plot is not None:
+        plot_compare(rows, plot)
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        console.print("no trained models yet: run `nas train`, `nas baselines` or `nas transfer`")
+        return
+    # a pipe gets a wide table rather than one squeezed into 80 columns
+    wide = console if console.is_terminal else Console(width=180)
+    wide.print(render_table(rows))
+    if plot is not None:
+        console.print(f"plot written to {plot}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and map errors onto exit codes with one-line messages."""
     try:

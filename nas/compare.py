@@ -1,0 +1,218 @@
+"""`nas compare`: every trained model in the database in one table — searched cells, published
+genotypes, hand-designed baselines — and a plot of accuracy against mult-adds.
+
+Why one table: the claim of a cell search is that the found cell beats networks people
+designed, at the same cost; that is only checkable when all of them sit side by side with
+their budget (preset), cost, accuracy and training time. Rows come from the models table
+(`nas train`, `nas transfer`, `nas baselines` all write it), so nothing is re-measured here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from nas.errors import BadInput
+from search_spaces import BASELINES, PUBLISHED
+
+KINDS = ("searched", "published", "baseline")
+KIND_COLORS = {"searched": "#d62728", "published": "#1f77b4", "baseline": "#7f7f7f"}
+LAYOUT_TITLES = {"cifar": "CIFAR-10 layout: test accuracy",
+                 "imagenet": "ImageNet layout: val top-1"}
+
+
+def model_kind(arch: str) -> str:
+    """searched (a study's trial or a genotype file), published (genotype), or baseline."""
+    if arch in BASELINES:
+        return "baseline"
+    if arch in PUBLISHED:
+        return "published"
+    return "searched"
+
+
+def _first(*values: Any) -> Any:
+    return next((v for v in values if v is not None), None)
+
+
+def _row(record: Any) -> dict[str, Any]:
+    metrics = record.metrics or {}
+    config = record.config or {}
+    train = config.get("train") if isinstance(config.get("train"), dict) else {}
+    network = config.get("network") if isinstance(config.get("network"), dict) else {}
+    layout = record.layout or network.get("layout") or "cifar"
+    accuracy = _first(record.test_accuracy, metrics.get("top1"), metrics.get("test_accuracy"))
+    return {
+        "model_id": record.model_id,
+        "arch": record.arch,
+        "kind": model_kind(record.arch),
+        "source": record.kind,  # which command trained it: train, transfer, baseline
+        "layout": layout,
+        "preset": _first(train.get("preset"), config.get("preset")),
+        "image_size": network.get("image_size"),
+        "cells": network.get("cells"),
+        "filters": network.get("filters"),
+        "width": network.get("width"),
+        "params": record.params,
+        "mult_adds": record.mult_adds,
+        "accuracy": accuracy,
+        "top5": metrics.get("top5") if layout == "imagenet" else None,
+        "epochs": _first(metrics.get("epochs"), train.get("epochs")),
+        "train_seconds": metrics.get("train_seconds"),
+        "images_per_s": metrics.get("images_per_s"),
+        "key": record.key,
+        "checkpoint": record.checkpoint,
+        "created": record.created_at.isoformat(timespec="seconds"),
+    }
+
+
+def pareto_front(rows: Sequence[dict[str, Any]]) -> set[int]:
+    """model_ids no other row beats: at most the mult-adds and at least the accuracy."""
+    scored = [r for r in rows if r["accuracy"] is not None and r["mult_adds"] is not None]
+    front = set()
+    for r in scored:
+        dominated = any(
+            o["mult_adds"] <= r["mult_adds"] and o["accuracy"] >= r["accuracy"]
+            and (o["mult_adds"] < r["mult_adds"] or o["accuracy"] > r["accuracy"])
+            for o in scored
+        )
+        if not dominated:
+            front.add(r["model_id"])
+    return front
+
+
+def compare_rows(
+    storage: str, study: str | None = None, show_all: bool = False
+) -> list[dict[str, Any]]:
+    """The table: newest model per (arch, layout, preset) unless `show_all`; ranked by layout
+    then accuracy; `pareto` marks the accuracy / mult-adds front of each layout."""
+    from nas.db import DatabaseError, open_database
+
+    try:
+        db = open_database(storage, create=False)
+    except DatabaseError as exc:
+        raise BadInput(str(exc)) from None
+    try:
+        if study is not None and db.search(study) is None:
+            names = ", ".join(s.name for s in db.searches()) or "none yet"
+            raise BadInput(f"no study {study!r} in {db.display_url} (studies: {names})")
+        records = db.models()
+    finally:
+        db.close()
+    rows = [_row(r) for r in records]
+    if study is not None:
+        rows = [r for r in rows if r["kind"] != "searched" or r["arch"].startswith(f"{study}:")]
+    if not show_all:
+        newest: dict[tuple[Any, ...], dict[str, Any]] = {}
+        for r in rows:  # model_id order: later rows replace earlier ones
+            newest[(r["arch"], r["layout"], r["preset"])] = r
+        rows = list(newest.values())
+    for layout in {r["layout"] for r in rows}:
+        front = pareto_front([r for r in rows if r["layout"] == layout])
+        for r in rows:
+            if r["layout"] == layout:
+                r["pareto"] = r["model_id"] in front
+    rows.sort(key=lambda r: (r["layout"] != "cifar", r["layout"],
+                             -(r["accuracy"] if r["accuracy"] is not None else -1.0),
+                             r["model_id"]))
+    return rows
+
+
+def _human(n: float | None) -> str:
+    if n is None:
+        return "-"
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.3g}{unit}"
+    return f"{n:.3g}"
+
+
+def render_table(rows: Sequence[dict[str, Any]]) -> Any:
+    """A rich table, one line per model, Pareto members starred."""
+    from rich.table import Table
+
+    table = Table("arch", "kind", "layout", "preset", "params", "mult-adds", "accuracy",
+                  "top-5", "epochs", "train s", "img/s", "front",
+                  title="trained models (accuracy: CIFAR-10 test / ImageNet-layout val top-1)")
+    for r in rows:
+        table.add_row(
+            r["arch"], r["kind"], r["layout"], r["preset"] or "-", _human(r["params"]),
+            _human(r["mult_adds"]),
+            "-" if r["accuracy"] is None else f"{100 * r['accuracy']:.2f}%",
+            "-" if r["top5"] is None else f"{100 * r['top5']:.2f}%",
+            "-" if r["epochs"] is None else str(r["epochs"]),
+            "-" if r["train_seconds"] is None else f"{r['train_seconds']:.0f}",
+            "-" if r["images_per_s"] is None else f"{r['images_per_s']:.0f}",
+            "*" if r.get("pareto") else "",
+        )
+    return table
+
+
+def plot_compare(rows: Sequence[dict[str, Any]], path: Path | str, title: str | None = None) \
+        -> Path:
+    """Accuracy vs mult-adds (log x), marker area ~ params, Pareto front drawn, names shown;
+    one panel per layout, since CIFAR and ImageNet accuracies are not comparable."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    path = Path(path)
+    if path.suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise BadInput(f"--plot {path}: use a .png, .svg or .pdf file name")
+    usable = [r for r in rows if r["accuracy"] is not None and r["mult_adds"]]
+    if not usable:
+        raise BadInput("no trained model with accuracy and mult-adds to plot; "
+                       "run `nas train`, `nas baselines` or `nas transfer` first")
+    layouts = [lay for lay in ("cifar", "imagenet") if any(r["layout"] == lay for r in usable)]
+    max_params = max((r["params"] or 0) for r in usable) or 1
+    fig, axes = plt.subplots(1, len(layouts), figsize=(7.5 * len(layouts), 6), squeeze=False)
+
+    def area(params: float | None) -> float:
+        return 40 + 900 * ((params or 0) / max_params) ** 0.5
+
+    for ax, layout in zip(axes[0], layouts, strict=True):
+        mine = [r for r in usable if r["layout"] == layout]
+        for kind in KINDS:
+            pts = [r for r in mine if r["kind"] == kind]
+            if pts:
+                ax.scatter([r["mult_adds"] for r in pts], [100 * r["accuracy"] for r in pts],
+                           s=[area(r["params"]) for r in pts], c=KIND_COLORS[kind], alpha=0.55,
+                           edgecolors=["black" if r.get("pareto") else "none" for r in pts],
+                           linewidths=1.6, zorder=3)
+        front = sorted((r for r in mine if r.get("pareto")), key=lambda r: r["mult_adds"])
+        if front:
+            ax.plot([r["mult_adds"] for r in front], [100 * r["accuracy"] for r in front],
+                    color="black", linestyle="--", linewidth=1.2, drawstyle="steps-post",
+                    zorder=2)
+        for r in mine:
+            ax.annotate(r["arch"], (r["mult_adds"], 100 * r["accuracy"]),
+                        textcoords="offset points", xytext=(6, 5), fontsize=8,
+                        fontweight="bold" if r.get("pareto") else "normal")
+        ax.set_xscale("log")
+        ax.set_xlabel("mult-adds per image (log scale)")
+        ax.set_ylabel("top-1 accuracy (%)")
+        ax.set_title(LAYOUT_TITLES[layout])
+        ax.grid(True, which="both", alpha=0.3)
+        ax.margins(x=0.15, y=0.12)
+    handles = [
+        Line2D([], [], marker="o", linestyle="", markersize=9, color=KIND_COLORS[k], alpha=0.6,
+               label=k) for k in KINDS if any(r["kind"] == k for r in usable)
+    ]
+    handles.append(Line2D([], [], color="black", linestyle="--", marker="o",
+                          markerfacecolor="none", label="Pareto front"))
+    for p in sorted({max_params, max_params / 10, max_params / 100}, reverse=True):
+        handles.append(Line2D([], [], marker="o", linestyle="", color="#bbbbbb",
+                              markersize=area(p) ** 0.5, label=f"{_human(p)} params"))
+    axes[0][-1].legend(handles=handles, loc="lower right", fontsize=8, labelspacing=1.4,
+                       borderpad=1.0, framealpha=0.9)
+    fig.suptitle(title or "Searched cells vs published genotypes vs hand-designed baselines")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path
+
+
+__all__ = ["compare_rows", "model_kind", "pareto_front", "plot_compare", "render_table"]
