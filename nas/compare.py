@@ -157,6 +157,7 @@ def plot_compare(rows: Sequence[dict[str, Any]], path: Path | str, title: str | 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
+    from matplotlib.ticker import FuncFormatter, LogLocator
 
     path = Path(path)
     if path.suffix.lower() not in (".png", ".svg", ".pdf"):
@@ -167,7 +168,8 @@ def plot_compare(rows: Sequence[dict[str, Any]], path: Path | str, title: str | 
                        "run `nas train`, `nas baselines` or `nas transfer` first")
     layouts = [lay for lay in ("cifar", "imagenet") if any(r["layout"] == lay for r in usable)]
     max_params = max((r["params"] or 0) for r in usable) or 1
-    fig, axes = plt.subplots(1, len(layouts), figsize=(7.5 * len(layouts), 6), squeeze=False)
+    fig, axes = plt.subplots(1, len(layouts), figsize=(7.5 * len(layouts) + 1.8, 6),
+                             squeeze=False)
 
     def area(params: float | None) -> float:
         return 40 + 900 * ((params or 0) / max_params) ** 0.5
@@ -175,12 +177,14 @@ def plot_compare(rows: Sequence[dict[str, Any]], path: Path | str, title: str | 
     for ax, layout in zip(axes[0], layouts, strict=True):
         mine = [r for r in usable if r["layout"] == layout]
         for kind in KINDS:
-            pts = [r for r in mine if r["kind"] == kind]
-            if pts:
-                ax.scatter([r["mult_adds"] for r in pts], [100 * r["accuracy"] for r in pts],
-                           s=[area(r["params"]) for r in pts], c=KIND_COLORS[kind], alpha=0.55,
-                           edgecolors=["black" if r.get("pareto") else "none" for r in pts],
-                           linewidths=1.6, zorder=3)
+            for on_front in (False, True):
+                pts = [r for r in mine if r["kind"] == kind and bool(r.get("pareto")) == on_front]
+                if pts:
+                    ax.scatter([r["mult_adds"] for r in pts],
+                               [100 * r["accuracy"] for r in pts],
+                               s=[area(r["params"]) for r in pts], c=KIND_COLORS[kind],
+                               alpha=0.6, edgecolors="black" if on_front else "white",
+                               linewidths=2.0 if on_front else 0.5, zorder=3)
         front = sorted((r for r in mine if r.get("pareto")), key=lambda r: r["mult_adds"])
         if front:
             ax.plot([r["mult_adds"] for r in front], [100 * r["accuracy"] for r in front],
@@ -191,22 +195,28 @@ def plot_compare(rows: Sequence[dict[str, Any]], path: Path | str, title: str | 
                         textcoords="offset points", xytext=(6, 5), fontsize=8,
                         fontweight="bold" if r.get("pareto") else "normal")
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _human(v)))
+        ax.xaxis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
+        ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: _human(v)))
+        ax.tick_params(axis="x", which="minor", labelsize=8)
         ax.set_xlabel("mult-adds per image (log scale)")
         ax.set_ylabel("top-1 accuracy (%)")
         ax.set_title(LAYOUT_TITLES[layout])
         ax.grid(True, which="both", alpha=0.3)
-        ax.margins(x=0.15, y=0.12)
+        ax.margins(x=0.25, y=0.15)
     handles = [
         Line2D([], [], marker="o", linestyle="", markersize=9, color=KIND_COLORS[k], alpha=0.6,
                label=k) for k in KINDS if any(r["kind"] == k for r in usable)
     ]
     handles.append(Line2D([], [], color="black", linestyle="--", marker="o",
-                          markerfacecolor="none", label="Pareto front"))
+                          markerfacecolor="none", markeredgewidth=2.0,
+                          label="Pareto front (ringed)"))
     for p in sorted({max_params, max_params / 10, max_params / 100}, reverse=True):
         handles.append(Line2D([], [], marker="o", linestyle="", color="#bbbbbb",
                               markersize=area(p) ** 0.5, label=f"{_human(p)} params"))
-    axes[0][-1].legend(handles=handles, loc="lower right", fontsize=8, labelspacing=1.4,
-                       borderpad=1.0, framealpha=0.9)
+    axes[0][-1].legend(handles=handles, loc="center left", bbox_to_anchor=(1.02, 0.5),
+                       fontsize=8, labelspacing=1.8, borderpad=1.2, handlelength=3.5,
+                       handletextpad=1.2, title="kind / size")
     fig.suptitle(title or "Searched cells vs published genotypes vs hand-designed baselines")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

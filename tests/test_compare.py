@@ -1,0 +1,146 @@
+"""`nas compare`: the table and the plot, from model rows that real (tiny) training runs wrote
+through the store API; the Pareto front; bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nas.cli import main
+from nas.compare import compare_rows, model_kind, pareto_front, plot_compare
+from nas.errors import BadInput
+from search_spaces import Arch, get_arch, sample_genotype
+
+
+def _imagenette_subset(dst: Path, train: int, val: int, classes: int = 4) -> Path:
+    root = Path(__file__).resolve().parents[1]
+    src = Path(os.environ.get("NAS_SHARED_DATA") or root.parent / "shared" / "data") / \
+        "imagenette"
+    if not (src / "train").is_dir():
+        pytest.skip(f"real Imagenette not found at {src} (set NAS_SHARED_DATA)")
+    names = sorted(p.name for p in (src / "train").iterdir() if p.is_dir())[:classes]
+    for split, count in (("train", train), ("val", val)):
+        for name in names:
+            folder = dst / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for f in sorted((src / split / name).iterdir())[:count]:
+                (folder / f.name).symlink_to(f)
+    return dst
+
+
+def test_kinds() -> None:
+    assert model_kind("nasnet-a") == "published"
+    assert model_kind("darts-v2") == "published"
+    assert model_kind("mobilenet-v1") == "baseline"
+    assert model_kind("s1:7") == "searched"
+    assert model_kind("mycell") == "searched"
+
+
+def test_pareto_front_keeps_only_undominated() -> None:
+    rows = [
+        {"model_id": 1, "accuracy": 0.90, "mult_adds": 100},
+        {"model_id": 2, "accuracy": 0.80, "mult_adds": 200},  # dominated by 1
+        {"model_id": 3, "accuracy": 0.95, "mult_adds": 300},
+        {"model_id": 4, "accuracy": 0.60, "mult_adds": 10},
+        {"model_id": 5, "accuracy": 0.90, "mult_adds": 100},  # ties with 1: both stay
+        {"model_id": 6, "accuracy": None, "mult_adds": 5},  # unscored: never on the front
+    ]
+    assert pareto_front(rows) == {1, 3, 4, 5}
+
+
+def test_no_database_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["compare", "--storage", f"sqlite:///{tmp_path / 'none.db'}"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "no database" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "none.db").exists()
+
+
+def test_empty_plot_is_bad_input(tmp_path: Path) -> None:
+    with pytest.raises(BadInput, match="no trained model"):
+        plot_compare([], tmp_path / "p.png")
+    with pytest.raises(BadInput, match=r"\.png"):
+        plot_compare([], tmp_path / "p.txt")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, ray_cluster: None) -> dict[str, Any]:
+    """Three real trainings through Ray Train, one of each kind, recorded in one database."""
+    from nas.transfer import plan_transfer, run_transfer
+
+    base = tmp_path_factory.mktemp("compare")
+    data = _imagenette_subset(base / "imagenette", train=8, val=4)
+    url = f"sqlite:///{base / 'nas.db'}"
+    searched = Arch("mycell", "genotype", sample_genotype(random.Random(5)))
+    runs = [
+        (searched, {"cells": 1, "filters": 32}),
+        (get_arch("nasnet-a"), {"cells": 1, "filters": 48}),
+        (get_arch("mobilenet-v1"), {"width": 0.25}),
+    ]
+    rows = []
+    for arch, size in runs:
+        plan = plan_transfer(arch, data, preset="cpu-transfer", image_size=32, epochs=1,
+                             batch_size=8, workers=1, **size)
+        rows.append(run_transfer(plan, url, out=base / "runs", cache_dir=base / "cache"))
+    return {"url": url, "rows": rows, "base": base}
+
+
+@pytest.mark.slow
+def test_compare_table_and_plot_from_real_runs(
+    trained: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, base = trained["url"], trained["base"]
+    rows = compare_rows(url)
+    assert {r["arch"]: r["kind"] for r in rows} == {
+        "mycell": "searched", "nasnet-a": "published", "mobilenet-v1": "baseline"}
+    by_arch = {r["arch"]: r for r in rows}
+    for run in trained["rows"]:
+        row = by_arch[run["arch"]]
+        assert row["accuracy"] == run["top1"] and row["top5"] == run["top5"]
+        assert row["params"] == run["params"] and row["mult_adds"] == run["mult_adds"]
+        assert row["layout"] == "imagenet" and row["preset"] == "cpu-transfer"
+        assert row["train_seconds"] == run["train_seconds"] and row["images_per_s"] > 0
+    assert any(r["pareto"] for r in rows)
+    front = pareto_front(rows)
+    assert {r["model_id"] for r in rows if r["pareto"]} == front
+    accuracies = [r["accuracy"] for r in rows]
+    assert accuracies == sorted(accuracies, reverse=True)
+
+    plot = base / "compare.png"
+    code = main(["compare", "--storage", url, "--plot", str(plot), "--json"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert [r["arch"] for r in json.loads(out)] == [r["arch"] for r in rows]
+    assert plot.stat().st_size > 10_000 and plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    code = main(["compare", "--storage", url])
+    table = capsys.readouterr().out
+    assert code == 0 and all(name in table for name in by_arch) and "published" in table
+
+
+@pytest.mark.slow
+def test_newest_row_per_model_unless_all(trained: dict[str, Any]) -> None:
+    from nas.db import record_model
+
+    url = trained["url"]
+    first = next(r for r in trained["rows"] if r["arch"] == "nasnet-a")
+    # the same model trained again under the same preset: the table shows the newer row
+    again = record_model(url, kind="transfer", arch="nasnet-a", layout="imagenet",
+                         config={"train": {"preset": "cpu-transfer"}},
+                         metrics={"top1": first["top1"], "top5": first["top5"]},
+                         test_accuracy=first["top1"], params=first["params"],
+                         mult_adds=first["mult_adds"], checkpoint=first["checkpoint"])
+    shown = [r["model_id"] for r in compare_rows(url) if r["arch"] == "nasnet-a"]
+    assert shown == [again.model_id]
+    every = [r["model_id"] for r in compare_rows(url, show_all=True) if r["arch"] == "nasnet-a"]
+    assert sorted(every) == sorted([first["model_id"], again.model_id])
+
+
+@pytest.mark.slow
+def test_unknown_study_is_bad_input(trained: dict[str, Any]) -> None:
+    with pytest.raises(BadInput, match="no study 'nope'"):
+        compare_rows(trained["url"], study="nope")
