@@ -1,0 +1,90 @@
+"""Named training presets: network size (N, F) and training length for one purpose each.
+
+`cpu-quick` ranks search candidates on 2 CPU cores (one trial in about 90 s); `cpu-final`
+trains one model on 2 CPU cores in at most 20 minutes; `gpu-nasnet` is the paper's child
+setting (N=2, 20 epochs, all 45,000 images, cosine); `gpu-final` the paper's final recipe
+(N=6 F=768 i.e. C=32, 600 epochs, batch 128, drop path, auxiliary head, cutout). Flags
+and config keys override any field. Costs measured on this repository's 2-core machine are
+in docs/results/training.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from workers.train import TrainConfig
+
+
+class UnknownPresetError(KeyError):
+    """A preset name that does not exist; the message lists the ones that do."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    description: str
+    network: dict[str, Any] = field(default_factory=dict)  # cells, filters, auxiliary, drop_path
+    train: TrainConfig = field(default_factory=TrainConfig)
+    trials: int = 8  # default trial count for `nas search`
+
+
+PRESETS: dict[str, Preset] = {
+    "cpu-quick": Preset(
+        name="cpu-quick",
+        description="search trial on 2 CPU cores: N=1 F=96, 2 epochs of 8,000 images, "
+                    "scored on the 5,000 validation images (about 90 s)",
+        network={"cells": 1, "filters": 96, "auxiliary": False, "drop_path": 0.0},
+        train=TrainConfig(
+            epochs=2, batch_size=64, lr=0.1, weight_decay=5e-4, label_smoothing=0.0,
+            warmup_epochs=0.2, grad_clip=5.0, subset=8000, channels_last=True, bf16=False,
+            eval_batch_size=1000,
+        ),
+        trials=7,
+    ),
+    "cpu-final": Preset(
+        name="cpu-final",
+        description="final training on 2 CPU cores in at most 20 minutes: N=1 F=192, "
+                    "train+val images, test-time flip",
+        network={"cells": 1, "filters": 192, "auxiliary": False, "drop_path": 0.0},
+        train=TrainConfig(
+            epochs=4, batch_size=128, lr=0.2, weight_decay=5e-4, label_smoothing=0.1,
+            warmup_epochs=0.3, grad_clip=5.0, channels_last=True, bf16=False,
+            eval_every=0, eval_batch_size=1000, tta=True,
+        ),
+        trials=1,
+    ),
+    "gpu-nasnet": Preset(
+        name="gpu-nasnet",
+        description="the paper's child setting: N=2 F=768 (C=32), 20 epochs on all 45,000 "
+                    "training images, cosine schedule, bf16 on the GPU",
+        network={"cells": 2, "filters": 768, "auxiliary": False, "drop_path": 0.0},
+        train=TrainConfig(
+            epochs=20, batch_size=128, lr=0.1, weight_decay=5e-4, label_smoothing=0.0,
+            warmup_epochs=0.0, grad_clip=5.0, eval_batch_size=1000,
+        ),
+        trials=100,
+    ),
+    "gpu-final": Preset(
+        name="gpu-final",
+        description="the paper's final recipe: NASNet 6@768, 600 epochs, batch 128, cosine, "
+                    "ScheduledDropPath 0.4, auxiliary head (0.4), cutout 16",
+        network={"cells": 6, "filters": 768, "auxiliary": True, "drop_path": 0.4},
+        train=TrainConfig(
+            epochs=600, batch_size=128, lr=0.025, weight_decay=5e-4, label_smoothing=0.0,
+            warmup_epochs=0.0, grad_clip=5.0, cutout=16, eval_every=10, eval_batch_size=1000,
+        ),
+        trials=1,
+    ),
+}
+
+
+def get_preset(name: str) -> Preset:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise UnknownPresetError(
+            f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}") from None

@@ -1,0 +1,431 @@
+"""The training loop every candidate and every final model goes through.
+
+SGD with Nesterov momentum, linear warm-up then cosine decay, label smoothing, weight decay
+on weights only, gradient clipping, ScheduledDropPath and the auxiliary-head loss when the
+network has them. Data stays on the device as uint8 and is augmented a whole batch at a
+time (`workers.augment`), so the model is what costs the time. CPU: threads from the cores
+this process may use, channels_last and bf16 autocast where they measure faster (AMX makes
+bf16 several times faster on recent Xeons). CUDA: bf16 autocast, channels_last.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from workers.augment import augment, normalize
+from workers.data import Split, subset
+
+
+class TrainError(ValueError):
+    """A training configuration that cannot run on the given data (bad input)."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train. Defaults are a sound short CIFAR-10 recipe; presets set the rest."""
+
+    epochs: int = 10  # passes over the (subset of the) training split
+    batch_size: int = 128  # images per step
+    lr: float = 0.1  # peak learning rate (after warm-up), per batch of `batch_size`
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4  # L2 on conv/linear weights (not on BatchNorm or biases)
+    label_smoothing: float = 0.1  # fraction of the target spread over all classes
+    warmup_epochs: float = 0.5  # linear warm-up from lr/10, in epochs; cosine to 0 after
+    grad_clip: float = 5.0  # max global gradient norm; 0 = off
+    aux_weight: float = 0.4  # weight of the auxiliary head's loss (when the network has one)
+    cutout: int = 0  # side of the cutout square in pixels; 0 = off
+    crop_pad: int = 4  # random-crop padding in pixels; 0 = off
+    flip: bool = True  # random horizontal flips
+    subset: int | None = None  # train on this many images of the training split; None = all
+    max_steps: int | None = None  # stop after this many optimizer steps; None = no limit
+    seed: int = 0
+    device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda", "cuda:1", ...
+    channels_last: bool | None = None  # None = measured choice on CPU, True on CUDA
+    bf16: bool | None = None  # bf16 autocast; None = on CUDA, measured choice on CPU
+    threads: int | None = None  # CPU threads; None = the cores this process may run on
+    eval_every: int = 1  # evaluate every k epochs (and always after the last); 0 = last only
+    eval_batch_size: int = 500  # images per evaluation batch
+    tta: bool = False  # evaluation also averages in the mirrored images (test-time flip)
+
+    def validate(self) -> TrainConfig:
+        """Reject settings that cannot train; messages name the flag to change."""
+        if self.epochs < 1:
+            raise TrainError(f"--epochs must be at least 1 (got {self.epochs})")
+        if self.batch_size < 1:
+            raise TrainError(f"batch size must be at least 1 (got {self.batch_size})")
+        if not self.lr > 0 or not math.isfinite(self.lr):
+            raise TrainError(f"learning rate must be positive (got {self.lr})")
+        if self.subset is not None and self.subset < 1:
+            raise TrainError(f"--subset must be at least 1 (got {self.subset})")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise TrainError(f"--max-steps must be at least 1 (got {self.max_steps})")
+        if not 0 <= self.label_smoothing < 1:
+            raise TrainError("label smoothing must lie in [0, 1)")
+        if self.warmup_epochs < 0 or self.weight_decay < 0 or self.grad_clip < 0:
+            raise TrainError("warm-up, weight decay and gradient clip must not be negative")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class EpochReport:
+    epoch: int  # 1-based
+    train_loss: float  # mean training loss over the epoch's steps
+    val_accuracy: float  # on the evaluation split; NaN when this epoch was not evaluated
+    seconds: float  # wall time of the epoch's training steps (evaluation excluded)
+    images_per_s: float  # training images per second in this epoch
+
+
+@dataclass
+class TrainResult:
+    epochs: list[EpochReport] = field(default_factory=list)
+    accuracy: float = float("nan")  # final accuracy on the evaluation split
+    train_seconds: float = 0.0  # training steps only, evaluation excluded
+    images_per_s: float = 0.0
+    steps: int = 0
+    stopped: str | None = None  # None, "non-finite loss", "pruned", "max steps"
+    settings: dict[str, Any] = field(default_factory=dict)  # device, threads, bf16, ...
+
+
+def resolve_device(name: str | None) -> torch.device:
+    if name in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def available_cores() -> int:
+    """The cores this process may run on (cgroup/affinity aware), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (decay if p.ndim > 1 else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0}]
+
+
+def lr_at(step: int, total: int, warmup: int, peak: float) -> float:
+    """Linear warm-up from peak/10, then cosine decay to 0 at `total`."""
+    if warmup > 0 and step < warmup:
+        return peak * (0.1 + 0.9 * step / warmup)
+    progress = (step - warmup) / max(1, total - warmup)
+    return peak * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+_CHOICES: dict[tuple[Any, ...], tuple[bool, bool]] = {}
+
+
+def measure_formats(model: nn.Module, batch_size: int, device: torch.device,
+                    image_size: int = 32, steps: int = 3) -> tuple[bool, bool]:
+    """(channels_last, bf16) that make a training step fastest on this CPU, by timing them.
+
+    The model's weights are restored afterwards; the answer is remembered for this process.
+    """
+    key = (type(model).__name__, sum(p.numel() for p in model.parameters()), batch_size,
+           str(device), torch.get_num_threads())
+    if key in _CHOICES:
+        return _CHOICES[key]
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    was_training = model.training
+    model.train()
+    n = min(batch_size, 64)
+    x = torch.randn(n, 3, image_size, image_size, device=device)
+    y = torch.randint(0, 10, (n,), device=device)
+    best, best_time = (False, False), math.inf
+    for cl in (False, True):
+        for bf in (False, True):
+            model.to(memory_format=torch.channels_last if cl else torch.contiguous_format)
+            xi = x.contiguous(memory_format=torch.channels_last) if cl else x
+            times = []
+            for _ in range(steps):
+                start = time.perf_counter()
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf):
+                    out = model(xi)
+                loss = F.cross_entropy(out.float(), y)
+                loss.backward()
+                times.append(time.perf_counter() - start)
+            model.zero_grad(set_to_none=True)
+            if min(times[1:]) < best_time:
+                best, best_time = (cl, bf), min(times[1:])
+    model.load_state_dict(state)
+    model.to(memory_format=torch.contiguous_format)
+    model.train(was_training)
+    _CHOICES[key] = best
+    return best
+
+
+def _forward_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: TrainConfig,
+                  bf16: bool, device: torch.device) -> torch.Tensor:
+    has_aux = hasattr(model, "aux_logits")
+    if has_aux:
+        model.aux_logits = None  # type: ignore[assignment]
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        logits = model(x)
+    loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
+    aux = getattr(model, "aux_logits", None) if has_aux else None
+    if aux is not None and config.aux_weight > 0:
+        loss = loss + config.aux_weight * F.cross_entropy(
+            aux.float(), y, label_smoothing=config.label_smoothing)
+    return loss
+
+
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, params: list[torch.Tensor],
+               x: torch.Tensor, y: torch.Tensor, config: TrainConfig, bf16: bool,
+               device: torch.device) -> torch.Tensor:
+    """Forward, backward, clip, update; returns the detached loss (no device sync)."""
+    loss = _forward_loss(model, x, y, config, bf16, device)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if config.grad_clip > 0:
+        nn.utils.clip_grad_norm_(params, config.grad_clip)
+    optimizer.step()
+    return loss.detach()
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    return torch.optim.SGD(
+        _param_groups(model, config.weight_decay), lr=config.lr, momentum=config.momentum,
+        nesterov=config.nesterov)
+
+
+def train(
+    model: nn.Module,
+    train: Split,
+    evaluate: Split,
+    config: TrainConfig,
+    on_epoch: Callable[[EpochReport], bool] | None = None,
+    on_step: Callable[[int, int], None] | None = None,
+) -> TrainResult:
+    """Train `model` on `train` (or its `config.subset`), score on `evaluate` each epoch.
+
+    `on_epoch` returning True stops the run (pruning). A NaN/inf loss stops the run with
+    `stopped="non-finite loss"` rather than training on garbage. `on_step(step, total)`
+    is for progress bars.
+    """
+    config.validate()
+    device = resolve_device(config.device)
+    threads = config.threads or available_cores()
+    if device.type == "cpu":
+        torch.set_num_threads(threads)
+    torch.manual_seed(config.seed)
+    if config.subset is not None:
+        train = subset(train, config.subset, seed=config.seed)
+    n = len(train)
+    if n < config.batch_size:
+        raise TrainError(
+            f"batch size {config.batch_size} is larger than the {n} training images; "
+            "use a larger --subset or a smaller batch size")
+    if len(evaluate) < 1:
+        raise TrainError("the evaluation split is empty")
+    model.to(device)
+    if device.type == "cuda":
+        channels_last = True if config.channels_last is None else config.channels_last
+        bf16 = True if config.bf16 is None else config.bf16
+    else:
+        channels_last, bf16 = config.channels_last, config.bf16
+        if channels_last is None or bf16 is None:
+            size = int(train.x.shape[-1])
+            measured = measure_formats(model, config.batch_size, device, size)
+            channels_last = measured[0] if channels_last is None else channels_last
+            bf16 = measured[1] if bf16 is None else bf16
+        torch.manual_seed(config.seed)  # the measurement must not change what follows
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    x_all = train.x.to(device)
+    y_all = train.y.to(device)
+    gen = torch.Generator(device=device).manual_seed(config.seed)
+    optimizer = make_optimizer(model, config)
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    steps_per_epoch = n // config.batch_size
+    total = config.epochs * steps_per_epoch
+    if config.max_steps is not None:
+        total = min(total, config.max_steps)
+    warmup = round(config.warmup_epochs * steps_per_epoch)
+    check_every = 1 if device.type == "cpu" else 25  # each check syncs a GPU
+    result = TrainResult(settings={
+        "device": str(device), "threads": threads, "channels_last": channels_last,
+        "bf16": bf16, "train_images": n, "steps_per_epoch": steps_per_epoch,
+    })
+    step = 0
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        start = time.perf_counter()
+        loss_sum = torch.zeros((), device=device)
+        done = 0
+        perm = torch.randperm(n, device=device, generator=gen)
+        for i in range(steps_per_epoch):
+            if step >= total:
+                break
+            index = perm[i * config.batch_size:(i + 1) * config.batch_size]
+            xb = augment(x_all[index], config.crop_pad, config.flip, config.cutout, gen)
+            xb = normalize(xb, channels_last=channels_last)
+            lr = lr_at(step, total, warmup, config.lr)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            if hasattr(model, "set_progress"):
+                model.set_progress(step / max(1, total))
+            loss = train_step(model, optimizer, params, xb, y_all[index], config, bf16, device)
+            loss_sum += loss
+            step += 1
+            done += 1
+            if on_step is not None:
+                on_step(step, total)
+            if (step % check_every == 0 or i == steps_per_epoch - 1) and not torch.isfinite(
+                    loss_sum):
+                result.stopped = "non-finite loss"
+                break
+        seconds = time.perf_counter() - start
+        result.train_seconds += seconds
+        result.steps = step
+        images = done * config.batch_size
+        last = epoch == config.epochs or step >= total or result.stopped is not None
+        evaluated = result.stopped is None and (
+            last or (config.eval_every > 0 and epoch % config.eval_every == 0))
+        accuracy = (
+            evaluate_model(model, evaluate, config.eval_batch_size, device, channels_last,
+                           bf16, config.tta) if evaluated else float("nan"))
+        report = EpochReport(
+            epoch=epoch, train_loss=float(loss_sum) / max(1, done), val_accuracy=accuracy,
+            seconds=seconds, images_per_s=images / seconds if seconds > 0 else 0.0)
+        result.epochs.append(report)
+        if evaluated:
+            result.accuracy = accuracy
+        if result.stopped is not None:
+            break
+        if on_epoch is not None and on_epoch(report):
+            result.stopped = "pruned"
+            break
+        if step >= total:
+            if step < config.epochs * steps_per_epoch:
+                result.stopped = "max steps"
+            break
+    result.images_per_s = result.steps * config.batch_size / max(result.train_seconds, 1e-9)
+    if channels_last:
+        model.to(memory_format=torch.contiguous_format)
+    return result
+
+
+@torch.no_grad()
+def evaluate_model(model: nn.Module, split: Split, batch_size: int = 500,
+                   device: torch.device | str | None = None, channels_last: bool = False,
+                   bf16: bool = False, tta: bool = False) -> float:
+    """Top-1 accuracy on `split` (eval mode; with `tta` the mirrored image is averaged in)."""
+    if device is None:
+        device = next(model.parameters()).device
+    device = torch.device(device)
+    was_training = model.training
+    model.eval()
+    correct = 0
+    for start in range(0, len(split), batch_size):
+        xb = normalize(split.x[start:start + batch_size].to(device), channels_last=channels_last)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            logits = model(xb).float()
+            if tta:
+                logits = logits.softmax(1) + model(xb.flip(3)).float().softmax(1)
+        correct += int((logits.argmax(1) == split.y[start:start + batch_size].to(device)).sum())
+    model.train(was_training)
+    return correct / len(split)
+
+
+def evaluate(model: nn.Module, split: Split, batch_size: int = 500,
+             device: torch.device | str | None = None) -> float:
+    """Top-1 accuracy of `model` on `split` in fp32 (the public, format-agnostic scorer)."""
+    return evaluate_model(model, split, batch_size, device)
+
+
+def with_overrides(config: TrainConfig, **changes: Any) -> TrainConfig:
+    """A copy with the given fields changed; None values are ignored (unset CLI flags)."""
+    return replace(config, **{k: v for k, v in changes.items() if v is not None})
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def benchmark(model: nn.Module, split: Split, config: TrainConfig, steps: int = 5,
+              repeats: int = 5) -> dict[str, Any]:
+    """Images/s of the whole training step (batch sampling from uint8 data on the device,
+    augmentation, normalisation, forward, backward, update) and of the model alone on a
+    pre-made batch; the median of `repeats`, the two measured alternately so that load from
+    other processes hits both alike."""
+    config.validate()
+    device = resolve_device(config.device)
+    threads = config.threads or available_cores()
+    if device.type == "cpu":
+        torch.set_num_threads(threads)
+    torch.manual_seed(config.seed)
+    if len(split) < config.batch_size:
+        raise TrainError(f"batch size {config.batch_size} is larger than the {len(split)} "
+                         "images available")
+    model.to(device).train()
+    channels_last = config.channels_last if config.channels_last is not None else (
+        device.type == "cuda")
+    bf16 = config.bf16 if config.bf16 is not None else device.type == "cuda"
+    if device.type == "cpu" and (config.channels_last is None or config.bf16 is None):
+        cl_m, bf_m = measure_formats(model, config.batch_size, device, int(split.x.shape[-1]))
+        channels_last = cl_m if config.channels_last is None else channels_last
+        bf16 = bf_m if config.bf16 is None else bf16
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    optimizer = make_optimizer(model, config)
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    x_all, y_all = split.x.to(device), split.y.to(device)
+    gen = torch.Generator(device=device).manual_seed(config.seed)
+    n, b = len(split), config.batch_size
+    fixed_x = normalize(augment(x_all[:b], config.crop_pad, config.flip, config.cutout, gen),
+                        channels_last=channels_last)
+    fixed_y = y_all[:b]
+
+    def whole() -> None:
+        index = torch.randint(0, n, (b,), device=device, generator=gen)
+        xb = augment(x_all[index], config.crop_pad, config.flip, config.cutout, gen)
+        xb = normalize(xb, channels_last=channels_last)
+        train_step(model, optimizer, params, xb, y_all[index], config, bf16, device)
+
+    def model_only() -> None:
+        train_step(model, optimizer, params, fixed_x, fixed_y, config, bf16, device)
+
+    def timed(fn: Callable[[], None]) -> float:
+        _sync(device)
+        start = time.perf_counter()
+        for _ in range(steps):
+            fn()
+        _sync(device)
+        return steps * b / (time.perf_counter() - start)
+
+    whole()  # warm-up: allocator, kernels, oneDNN primitives
+    model_only()
+    rates: dict[str, list[float]] = {"whole": [], "model": []}
+    for r in range(repeats):
+        order = (("whole", whole), ("model", model_only))
+        for name, fn in order if r % 2 == 0 else order[::-1]:
+            rates[name].append(timed(fn))
+    whole_rate = statistics.median(rates["whole"])
+    model_rate = statistics.median(rates["model"])
+    return {
+        "images_per_s": whole_rate, "model_only_images_per_s": model_rate,
+        "ratio": whole_rate / model_rate, "batch_size": b, "steps": steps,
+        "repeats": repeats, "device": str(device), "threads": threads,
+        "channels_last": channels_last, "bf16": bf16,
+        "samples": {k: [round(v, 1) for v in vs] for k, vs in rates.items()},
+    }
