@@ -7,7 +7,8 @@
 
 Overhead is measured from the database alone, with one trial at a time
 (--cpus-per-trial = all CPUs): for trial n, the driver's wall time from trial n-1's end to
-trial n's end, minus the training time the worker reported. That interval holds the ask,
+trial n's end, minus the time the worker spent inside the trainer (training and its
+validation passes). That interval holds the ask,
 the meta-device cost check, the database writes, the Ray dispatch, the model build, the
 data hand-off, the epoch reports and Optuna's tell. Trial 0 is skipped (it pays for the
 cluster start and data load).
@@ -45,11 +46,11 @@ def overhead(args: argparse.Namespace) -> dict[str, Any]:
     db.close()
     rows = []
     for prev, cur in itertools.pairwise(trials):
-        if cur.train_seconds is None or prev.finished_at is None or cur.finished_at is None:
+        if cur.fit_seconds is None or prev.finished_at is None or cur.finished_at is None:
             continue
         span = (cur.finished_at - prev.finished_at).total_seconds()
-        rows.append({"trial": cur.number, "span_s": span, "train_s": cur.train_seconds,
-                     "outside_s": span - cur.train_seconds})
+        rows.append({"trial": cur.number, "span_s": span, "fit_s": cur.fit_seconds,
+                     "outside_s": span - cur.fit_seconds})
     outside = [r["outside_s"] for r in rows]
     spans = [r["span_s"] for r in rows]
     return {

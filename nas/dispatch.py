@@ -82,6 +82,11 @@ def dashboard_url() -> str | None:
     return url if url.startswith("http") else f"http://{url}"
 
 
+def gcs_address() -> str:
+    """This driver's cluster, for the state API (which cannot guess when several run)."""
+    return ray.get_runtime_context().gcs_address
+
+
 def cluster_gpus() -> float:
     return float(ray.cluster_resources().get("GPU", 0.0))
 

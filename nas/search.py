@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import os
 import time
 import uuid
@@ -134,10 +135,14 @@ def data_dir(config: SearchConfig) -> Path | None:
     return Path(value) if value else None
 
 
-def load_data(config: SearchConfig) -> tuple[dict[str, Any], str]:
-    """The train and validation splits (subsets if configured) and the data fingerprint."""
-    from workers.data import DataError, load_cifar10, subset
+def load_data(config: SearchConfig, settings: Settings) -> tuple[dict[str, Any], str]:
+    """The train and validation splits every trial sees, and their fingerprint.
 
+    The training subset (`train_images`, else the preset's `subset`) is drawn once here
+    with the study seed, so all candidates are ranked on the same images; workers get a
+    TrainConfig with `subset=None`.
+    """
+    from workers.data import DataError, load_cifar10, subset
     from workers.trial import to_arrays
 
     try:
@@ -146,12 +151,13 @@ def load_data(config: SearchConfig) -> tuple[dict[str, Any], str]:
         raise BadInput(str(exc)) from None
     train, val = data.train, data.val
     fingerprint = str(data.fingerprint)
-    if config.train_images is not None and config.train_images < len(train.labels):
-        train = subset(train, config.train_images, seed=config.seed)
-        fingerprint += f":train{config.train_images}"
+    n_train = config.train_images or getattr(settings.train, "subset", None)
+    if n_train is not None and n_train < len(train.labels):
+        train = subset(train, n_train, seed=config.seed)
+        fingerprint += f":train{n_train}@{config.seed}"
     if config.val_images is not None and config.val_images < len(val.labels):
         val = subset(val, config.val_images, seed=config.seed)
-        fingerprint += f":val{config.val_images}"
+        fingerprint += f":val{config.val_images}@{config.seed}"
     return {"train": to_arrays(train), "val": to_arrays(val)}, fingerprint
 
 
@@ -324,9 +330,9 @@ def run_search(
             if holder is not None:
                 raise BadInput(f"study {config.study!r} is being run by another driver "
                                f"({holder}); wait for it or stop it first")
-        data, fingerprint = load_data(config)
         dashboard = dispatch.start_ray(config.ray_address)
         settings = resolve_settings(config, has_gpu=dispatch.cluster_gpus() > 0)
+        data, fingerprint = load_data(config, settings)
         token = uuid.uuid4().hex
         if existing is None:
             try:
@@ -407,7 +413,8 @@ def _loop(driver: _Driver, data_ref: Any, started: float) -> None:
     def start(candidate: Candidate, cost_params: int, cost_mult: int) -> None:
         spec = TrialSpec(
             study=config.study, number=candidate.number, genotype=candidate.genotype.to_dict(),
-            network=settings.network, train=_with_seed(settings.train, candidate.seed),
+            network=settings.network,
+            train=for_trial(settings.train, candidate.seed, settings.cpus),
             seed=candidate.seed, threads=max(1, int(settings.cpus)),
             measure_latency="latency" in config.objectives,
         )
@@ -488,10 +495,19 @@ def _fail_quietly(driver: _Driver, candidate: Candidate, reason: str, params: in
         driver.end(candidate, TrialOutcome("FAIL", error=reason), params, mult_adds)
 
 
-def _with_seed(train: Any, seed: int) -> Any:
-    if dataclasses.is_dataclass(train) and "seed" in {f.name for f in dataclasses.fields(train)}:
-        return dataclasses.replace(train, seed=seed)
-    return train
+def for_trial(train: Any, seed: int, cpus: float) -> Any:
+    """The TrainConfig a worker gets: the trial's seed, threads = reserved CPUs, and no
+    subset (the driver already shipped the study's subset)."""
+    is_dc = dataclasses.is_dataclass(train)
+    fields = {f.name for f in dataclasses.fields(train)} if is_dc else set()
+    changes: dict[str, Any] = {}
+    if "seed" in fields:
+        changes["seed"] = seed
+    if "threads" in fields:
+        changes["threads"] = max(1, int(cpus))
+    if "subset" in fields:
+        changes["subset"] = None
+    return dataclasses.replace(train, **changes) if changes else train
 
 
 def _arch_id(db: Database, candidate: Candidate, params: int, mult_adds: int) -> int:
@@ -546,11 +562,15 @@ def _serve_reports(driver: _Driver, broker: Any, by_number: dict[int, _Running])
         prune = False
         if item is not None:
             driver.db.add_epochs(driver.search.search_id, number, [row])
-            if row.get("val_accuracy") is not None:
+            if _finite(row.get("val_accuracy")):
                 prune = driver.controller.report(item.candidate.trial, int(row["epoch"]),
                                                  float(row["val_accuracy"]))
         answers.append((report_id, prune))
     broker.answer.remote(answers)
+
+
+def _finite(value: Any) -> bool:
+    return value is not None and math.isfinite(float(value))
 
 
 def _outcome(driver: _Driver, item: _Running, ref: Any) -> TrialOutcome:
@@ -566,6 +586,7 @@ def _outcome(driver: _Driver, item: _Running, ref: Any) -> TrialOutcome:
         return TrialOutcome("FAIL", error=dispatch.task_error(exc), duration_s=duration)
     common = {
         "duration_s": duration, "train_seconds": result.get("train_seconds"),
+        "fit_seconds": result.get("fit_seconds"),
         "worker_node": result.get("node"), "device": result.get("device"),
         "epochs": result.get("epochs") or [], "val_accuracy": result.get("val_accuracy"),
         "latency_ms": result.get("latency_ms"),

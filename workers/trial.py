@@ -7,6 +7,7 @@ may retry it on another worker. Per-epoch reports go out through `on_epoch`, who
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import statistics
@@ -104,7 +105,11 @@ def run_trial(spec: TrialSpec, data: Mapping[str, Mapping[str, np.ndarray]],
             result["epochs"].append(row)
             return bool(on_epoch(row)) if on_epoch is not None else False
 
+        fit_started = time.perf_counter()
         outcome = train(model, train_split, val_split, spec.train, report)
+        # Wall time inside the trainer, evaluation included: what is "training" for the
+        # per-trial overhead (everything else is dispatch, build, hand-off, bookkeeping).
+        result["fit_seconds"] = time.perf_counter() - fit_started
         result["epochs"] = [asdict(e) for e in outcome.epochs]
         result["val_accuracy"] = float(outcome.accuracy)
         result["train_seconds"] = float(outcome.train_seconds)
@@ -115,6 +120,8 @@ def run_trial(spec: TrialSpec, data: Mapping[str, Mapping[str, np.ndarray]],
         elif outcome.stopped == "non-finite loss":
             result["status"] = "fail"
             result["error"] = "training diverged: non-finite loss"
+        elif not math.isfinite(result["val_accuracy"]):
+            result["error"] = "training ended without a validation accuracy"
         else:
             result["status"] = "complete"
             if spec.measure_latency:

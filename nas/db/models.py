@@ -81,7 +81,8 @@ class TrialRow(Base):
     mult_adds: Mapped[int | None] = mapped_column(BigInteger)
     latency_ms: Mapped[float | None] = mapped_column(Float)
     duration_s: Mapped[float | None] = mapped_column(Float)  # wall time, dispatch to result
-    train_seconds: Mapped[float | None] = mapped_column(Float)
+    train_seconds: Mapped[float | None] = mapped_column(Float)  # trainer's steps only
+    fit_seconds: Mapped[float | None] = mapped_column(Float)  # inside train(), evaluation too
     worker_node: Mapped[str | None] = mapped_column(String(255))
     device: Mapped[str | None] = mapped_column(String(64))
     seed: Mapped[int | None] = mapped_column(Integer)

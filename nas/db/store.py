@@ -103,6 +103,7 @@ class TrialRecord:
     started_at: datetime
     finished_at: datetime | None
     epochs: int = 0  # how many epoch rows the trial has
+    fit_seconds: float | None = None  # how many epoch rows the trial has
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,7 @@ class TrialOutcome:
     latency_ms: float | None = None
     duration_s: float | None = None
     train_seconds: float | None = None
+    fit_seconds: float | None = None
     worker_node: str | None = None
     device: str | None = None
     error: str | None = None
@@ -164,6 +166,7 @@ def _trial(row: TrialRow, arch: ArchitectureRow | None, epochs: int) -> TrialRec
         worker_node=row.worker_node, device=row.device, seed=row.seed, error=row.error,
         duplicate_of=row.duplicate_of, retry_of=row.retry_of,
         started_at=as_utc(row.started_at), finished_at=as_utc(row.finished_at), epochs=epochs,
+        fit_seconds=row.fit_seconds,
     )
 
 
@@ -358,6 +361,7 @@ class Database:
             row.latency_ms = outcome.latency_ms
             row.duration_s = outcome.duration_s
             row.train_seconds = outcome.train_seconds
+            row.fit_seconds = outcome.fit_seconds
             row.worker_node = outcome.worker_node
             row.device = outcome.device
             row.error = outcome.error
