@@ -176,24 +176,6 @@ def export_cmd(ref: str, out: Path, weights: Path | None, layout: str | None, on
                   f"(max abs diff {result['max_abs_diff']:.2g})")
 
 
-@cli.command("wait-db")
-@click.option("--storage", default=None, help="Database URL (default: env NAS_STORAGE).")
-@click.option("--attempts", type=click.IntRange(min=1), default=10, show_default=True,
-              envvar="NAS_DB_WAIT_ATTEMPTS", help="Connection attempts before giving up.")
-@click.option("--delay", type=click.FloatRange(min=0), default=1.0, show_default=True,
-              envvar="NAS_DB_WAIT_DELAY", help="First wait in seconds; doubles, at most 30.")
-def wait_db(storage: str | None, attempts: int, delay: float) -> None:
-    """Wait until the database accepts connections (containers start in any order).
-
-    Exit 0 once it does, 2 for a wrong URL, user, password or database, 1 when the attempts
-    run out (DatabaseUnavailable, naming the URL without its password and the last error).
-    """
-    from nas.wait import wait_for_database
-
-    wait_for_database(storage or default_storage(), attempts, delay,
-                      log=lambda line: click.echo(line, err=True))
-
-
 @cli.command()
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
               help="YAML/JSON file with the same keys as these options.")
@@ -349,17 +331,37 @@ def leaderboard(study: str | None, top: int, storage: str | None, as_json: bool)
             f"{r['params']:,}" if r["params"] is not None else "-",
             f"{r['mult_adds']:,}" if r["mult_adds"] is not None else "-",
             str(r["epochs"]), "-" if r["duration_s"] is None else f"{r['duration_s']:.1f}",
-            r["key"] or "-", note,
+            (r["key"] or "-")[:8], note,
         )
     console.print(table)
+
+
+@cli.command("wait-db")
+@click.option("--storage", default=None, help="Database URL (default: env NAS_STORAGE).")
+@click.option("--attempts", type=click.IntRange(min=1), default=10, show_default=True,
+              envvar="NAS_DB_WAIT_ATTEMPTS", help="Connection attempts before giving up.")
+@click.option("--delay", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              envvar="NAS_DB_WAIT_DELAY", help="First wait in seconds; doubles, at most 30.")
+def wait_db(storage: str | None, attempts: int, delay: float) -> None:
+    """Wait until the database accepts connections (containers start in any order).
+
+    Exit 0 once it does, 2 for a wrong URL, user, password or database, 1 when the attempts
+    run out (DatabaseUnavailable, naming the URL without its password and the last error).
+    """
+    from nas.wait import wait_for_database
+
+    wait_for_database(storage or default_storage(), attempts, delay,
+                      log=lambda line: click.echo(line, err=True))
 
 
 def _print_epoch(item: dict[str, Any]) -> None:
     """Per-epoch progress of a Ray Train run, on stderr so `--json` stdout stays clean."""
     parts = [f"epoch {item['epoch']}", f"loss {item['train_loss']:.3f}",
              f"{item['images_per_s']:.0f} img/s", f"{item['seconds']:.0f}s"]
+    if "top5" in item:
+        parts.insert(2, f"top-5 {100 * item['top5']:.1f}%")
     if "top1" in item:
-        parts.insert(2, f"top-1 {100 * item['top1']:.1f}%  top-5 {100 * item['top5']:.1f}%")
+        parts.insert(2, f"top-1 {100 * item['top1']:.1f}%")
     click.echo("  ".join(parts), err=True)
 
 
@@ -401,6 +403,57 @@ def transfer_cmd(ref: str, data: Path | None, out: Path, ray_address: str | None
         f"{len(row['workers'] or [])} worker(s); checkpoint {row['checkpoint']}")
 
 
+@cli.command("baselines")
+@click.option("--layout", type=LAYOUT, default="cifar", show_default=True)
+@click.option("--arch", "archs", help="Comma-separated baselines, or all (default: the eight "
+              "of the comparison: lenet5 … mobilenet-v2).")
+@click.option("--preset", help="The budget every model gets (CIFAR: a training preset such as "
+              "cpu-compare; ImageNet: a transfer preset such as cpu-transfer).")
+@click.option("--epochs", type=int, help="Training epochs (overrides the preset).")
+@click.option("--width-rule", help="preset, full, a width W, max-mult-adds=M or match=REF: one "
+              "rule for every baseline.")
+@click.option("--subset", type=int, help="CIFAR: train on this many images.")
+@click.option("--max-steps", type=int, help="CIFAR: stop after this many optimizer steps.")
+@click.option("--seed", type=int, help="The same seed for every model.")
+@click.option("--data", type=click.Path(path_type=Path),
+              help="CIFAR-10 directory (default: env NAS_DATA_DIR) or, for --layout imagenet, "
+                   "an ImageFolder with train/ and val/.")
+@click.option("--workers", type=int, help="ImageNet layout: Ray Train workers.")
+@click.option("--gpus-per-worker", type=float, help="ImageNet layout: GPUs per worker.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs"),
+              show_default=True, help="Directory for the checkpoints.")
+@click.option("--storage", default=None, help="Database URL (default: env NAS_STORAGE).")
+@json_option
+@bad_input_on(ConfigError, GenotypeError, UnknownModelError)
+def baselines_cmd(layout: str, archs: str | None, width_rule: str | None, out: Path,
+                  storage: str | None, as_json: bool, **options: Any) -> None:
+    """Train hand-designed baselines under the budget a chosen model gets; record each."""
+    from nas.baselines_cmd import run_baselines
+
+    def done(row: dict[str, Any]) -> None:
+        accuracy = row.get("test_accuracy", row.get("top1"))
+        click.echo(f"{row['arch']} (width {row['width']:g}): accuracy {100 * accuracy:.2f}%, "
+                   f"{row['params']:,} params, {row['mult_adds']:,} mult-adds, "
+                   f"{row['train_seconds']:.0f}s", err=True)
+
+    rows, rule = run_baselines(layout, archs, width_rule, storage or default_storage(),
+                               out=out, on_model=done, on_epoch=_print_epoch,
+                               **{k: v for k, v in options.items() if v is not None})
+    if as_json:
+        print_json(rows)
+        return
+    from nas.compare import render_table
+
+    wide = console if console.is_terminal else Console(width=180)
+    wide.print(render_table([
+        {"arch": r["arch"], "kind": "baseline", "layout": layout, "preset": r.get("preset"),
+         "params": r["params"], "mult_adds": r["mult_adds"],
+         "accuracy": r.get("test_accuracy", r.get("top1")), "top5": r.get("top5"),
+         "epochs": r.get("epochs"), "train_seconds": r.get("train_seconds"),
+         "images_per_s": r.get("images_per_s")} for r in rows]))
+    console.print(rule)
+
+
 @cli.command("compare")
 @click.option("--study", help="Only this study's searched cells (published and baselines stay).")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),
@@ -429,6 +482,70 @@ def compare_cmd(study: str | None, plot: Path | None, show_all: bool, storage: s
     if plot is not None:
         console.print(f"plot written to {plot}")
 
+
+@cli.command("train")
+@click.argument("ref")
+@click.option("--preset", default="cpu-final", show_default=True,
+              help="Training preset: cpu-quick, cpu-final, gpu-nasnet, gpu-final.")
+@click.option("--layout", type=click.Choice(["cifar"]), default="cifar", show_default=True)
+@click.option("--cells", type=int, help="N: normal cells per stack (cell networks).")
+@click.option("--filters", type=int, help="F: channels of the penultimate layer.")
+@click.option("--epochs", type=int, help="Training epochs (overrides the preset).")
+@click.option("--batch-size", type=int, help="Images per step (overrides the preset).")
+@click.option("--subset", type=int, help="Train on this many of the training images.")
+@click.option("--max-steps", type=int, help="Stop after this many optimizer steps.")
+@click.option("--seed", type=int, help="Seed for initialisation, order and augmentation.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Directory for the checkpoint (default: ./checkpoints).")
+@click.option("--data", type=click.Path(path_type=Path), default=None,
+              help="CIFAR-10 directory (default: env NAS_DATA_DIR).")
+@click.option("--storage", default=None, help="Database URL (for STUDY:N refs).")
+@json_option
+@bad_input_on(ConfigError, GenotypeError, UnknownModelError)
+def train_cmd(ref: str, storage: str | None, as_json: bool, **options: Any) -> None:
+    """Train REF on CIFAR-10 (50,000 images), score on the test split, write a checkpoint."""
+    from nas.train_cmd import print_train_result, run_with_progress
+
+    row = run_with_progress(ref, storage or default_storage(), console, show=not as_json,
+                            **options)
+    if as_json:
+        print_json(row)
+        return
+    print_train_result(row, console)
+
+
+@cli.group("bench")
+def bench() -> None:
+    """Measure this machine: training throughput."""
+
+
+@bench.command("train")
+@click.argument("ref")
+@click.option("--preset", default="cpu-quick", show_default=True, help="Training preset.")
+@click.option("--layout", type=click.Choice(["cifar"]), default="cifar", show_default=True)
+@click.option("--cells", type=int, help="N: normal cells per stack (cell networks).")
+@click.option("--filters", type=int, help="F: channels of the penultimate layer.")
+@click.option("--batch-size", type=int, help="Images per step (default: the preset's).")
+@click.option("--steps", type=int, default=5, show_default=True, help="Steps per repeat.")
+@click.option("--repeats", type=int, default=5, show_default=True, help="Repeats (median).")
+@click.option("--data", type=click.Path(path_type=Path), default=None,
+              help="CIFAR-10 directory (default: env NAS_DATA_DIR).")
+@click.option("--storage", default=None, help="Database URL (for STUDY:N refs).")
+@json_option
+@bad_input_on(ConfigError, GenotypeError, UnknownModelError)
+def bench_train(ref: str, storage: str | None, as_json: bool, **options: Any) -> None:
+    """Images/s of the whole training step and of the model alone (median of repeats)."""
+    from nas.train_cmd import run_bench
+
+    row = run_bench(ref, storage=storage or default_storage(), **options)
+    if as_json:
+        print_json(row)
+        return
+    console.print(
+        f"{row['arch']} ({row['preset']}, batch {row['batch_size']}, {row['device']}, "
+        f"{row['threads']} threads, channels_last={row['channels_last']}, bf16={row['bf16']}): "
+        f"whole step {row['images_per_s']:.1f} img/s, model only "
+        f"{row['model_only_images_per_s']:.1f} img/s, ratio {row['ratio']:.3f}")
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI and map errors onto exit codes with one-line messages."""

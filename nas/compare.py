@@ -35,6 +35,13 @@ def _first(*values: Any) -> Any:
     return next((v for v in values if v is not None), None)
 
 
+def _epochs(value: Any) -> int | None:
+    """`nas train` stores the list of epoch reports, `nas transfer` the count."""
+    if isinstance(value, list):
+        return len(value)
+    return int(value) if isinstance(value, int | float) else None
+
+
 def _row(record: Any) -> dict[str, Any]:
     metrics = record.metrics or {}
     config = record.config or {}
@@ -57,7 +64,7 @@ def _row(record: Any) -> dict[str, Any]:
         "mult_adds": record.mult_adds,
         "accuracy": accuracy,
         "top5": metrics.get("top5") if layout == "imagenet" else None,
-        "epochs": _first(metrics.get("epochs"), train.get("epochs")),
+        "epochs": _epochs(_first(metrics.get("epochs"), train.get("epochs"))),
         "train_seconds": metrics.get("train_seconds"),
         "images_per_s": metrics.get("images_per_s"),
         "key": record.key,

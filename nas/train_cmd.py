@@ -1,0 +1,249 @@
+"""`nas train` and `nas bench train`: functions the CLI wraps and tests call directly.
+
+Everything that can be wrong with the input (REF, sizes, preset, data, epochs, batch size
+against the subset) is checked before the first step, and the checkpoint is written through
+a temporary name, so bad input never leaves half a file behind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nas.errors import BadInput
+from nas.refs import resolve_ref
+from search_spaces import Arch, ConfigError, GenotypeError, count_cost
+from workers.data import DataError, load_cifar10
+from workers.presets import UnknownPresetError, get_preset
+from workers.train import TrainConfig, TrainError
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("nas")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def network_settings(arch: Arch, preset_network: dict[str, Any], layout: str = "cifar",
+                     cells: int | None = None, filters: int | None = None) -> dict[str, Any]:
+    """The full build settings: the preset's N/F (cell networks only) under the flags."""
+    if layout != "cifar":
+        raise BadInput(f"nas train trains at the cifar layout (got --layout {layout}); "
+                       "use `nas transfer` for the imagenet layout")
+    size: dict[str, Any] = {"layout": layout}
+    if arch.kind == "genotype":
+        size.update(preset_network)
+        if cells is not None:
+            size["cells"] = cells
+        if filters is not None:
+            size["filters"] = filters
+    else:
+        if cells is not None or filters is not None:
+            raise BadInput(f"{arch.name} is a baseline: --cells/--filters apply to cell "
+                           "networks only")
+    try:
+        return arch.resolve(**size)
+    except (ConfigError, GenotypeError) as exc:
+        raise BadInput(str(exc)) from None
+
+
+def cost_of(arch: Arch, settings: dict[str, Any]) -> tuple[int, int]:
+    """(params, mult-adds) on the meta device: no memory, no compute, aux head excluded."""
+    with torch.device("meta"):
+        model = arch.build(**settings)
+        cost = count_cost(model, settings["image_size"])
+    return cost.params, cost.mult_adds
+
+
+def train_config(preset_train: TrainConfig, **flags: Any) -> TrainConfig:
+    """The preset's TrainConfig with the given (non-None) flags on top, validated."""
+    changes = {k: v for k, v in flags.items() if v is not None}
+    try:
+        return dataclasses.replace(preset_train, **changes).validate()
+    except TrainError as exc:
+        raise BadInput(str(exc)) from None
+
+
+def _preset(name: str) -> Any:
+    try:
+        return get_preset(name)
+    except UnknownPresetError as exc:
+        raise BadInput(str(exc)) from None
+
+
+def _load(data: str | Path | None) -> Any:
+    try:
+        return load_cifar10(data)
+    except DataError as exc:
+        raise BadInput(str(exc)) from None
+
+
+def _safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "model"
+
+
+def run_train(
+    ref: str,
+    preset: str = "cpu-final",
+    layout: str = "cifar",
+    cells: int | None = None,
+    filters: int | None = None,
+    epochs: int | None = None,
+    subset: int | None = None,
+    max_steps: int | None = None,
+    seed: int | None = None,
+    batch_size: int | None = None,
+    out: str | Path | None = None,
+    data: str | Path | None = None,
+    storage: str | None = None,
+    on_epoch: Callable[[Any], bool] | None = None,
+    on_step: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Train REF on CIFAR-10's 50,000 training images, score on the 10,000 test images,
+    write a checkpoint with its description; returns the `nas train --json` document."""
+    from workers.checkpoint import save_checkpoint
+    from workers.train import train
+
+    arch = resolve_ref(ref, storage)
+    chosen = _preset(preset)
+    settings = network_settings(arch, chosen.network, layout, cells, filters)
+    config = train_config(chosen.train, epochs=epochs, subset=subset, max_steps=max_steps,
+                          seed=seed, batch_size=batch_size)
+    cifar = _load(data)
+    train_split = cifar.train_full
+    available = min(config.subset or len(train_split), len(train_split))
+    if config.batch_size > available:
+        raise BadInput(f"batch size {config.batch_size} is larger than the {available} "
+                       "training images; use a larger --subset or a smaller --batch-size")
+    params, mult_adds = cost_of(arch, settings)
+    out_dir = Path(out) if out is not None else Path("checkpoints")
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    path = out_dir / f"{_safe_name(arch.name)}-{stamp}-seed{config.seed}.safetensors"
+
+    torch.manual_seed(config.seed)
+    model = arch.build(**settings)
+    started = time.perf_counter()
+    try:
+        result = train(model, train_split, cifar.test, config, on_epoch, on_step=on_step)
+    except TrainError as exc:
+        raise BadInput(str(exc)) from None
+    wall = time.perf_counter() - started
+    metrics = {
+        "test_accuracy": result.accuracy,
+        "train_seconds": round(result.train_seconds, 2),
+        "wall_seconds": round(wall, 2),
+        "images_per_s": round(result.images_per_s, 1),
+        "steps": result.steps,
+        "stopped": result.stopped,
+        "epochs": [dataclasses.asdict(e) for e in result.epochs],
+        "data_fingerprint": cifar.fingerprint,
+        "train_images": result.settings.get("train_images"),
+        "runtime": result.settings,
+    }
+    description = {
+        "arch": arch.name,
+        "kind": arch.kind,
+        "genotype": arch.genotype.to_dict() if arch.genotype is not None else None,
+        "network": settings,
+        "train": config.to_dict(),
+        "preset": chosen.name,
+        "metrics": metrics,
+        "params": params,
+        "mult_adds": mult_adds,
+        "nas_version": _version(),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    save_checkpoint(path, model, description)
+    return {
+        "arch": arch.name,
+        "kind": arch.kind,
+        "test_accuracy": result.accuracy,
+        "params": params,
+        "mult_adds": mult_adds,
+        "epochs": len(result.epochs),
+        "steps": result.steps,
+        "stopped": result.stopped,
+        "train_seconds": round(result.train_seconds, 2),
+        "images_per_s": round(result.images_per_s, 1),
+        "checkpoint": str(path),
+        "preset": chosen.name,
+        "network": settings,
+    }
+
+
+def run_bench(
+    ref: str,
+    preset: str = "cpu-quick",
+    layout: str = "cifar",
+    cells: int | None = None,
+    filters: int | None = None,
+    batch_size: int | None = None,
+    steps: int = 5,
+    repeats: int = 5,
+    data: str | Path | None = None,
+    storage: str | None = None,
+) -> dict[str, Any]:
+    """Training throughput of REF on this machine: the whole step vs the model alone."""
+    from workers.train import benchmark
+
+    if steps < 1 or repeats < 1:
+        raise BadInput("--steps and --repeats must be at least 1")
+    arch = resolve_ref(ref, storage)
+    chosen = _preset(preset)
+    settings = network_settings(arch, chosen.network, layout, cells, filters)
+    config = train_config(chosen.train, batch_size=batch_size)
+    cifar = _load(data)
+    params, mult_adds = cost_of(arch, settings)
+    torch.manual_seed(config.seed)
+    model = arch.build(**settings)
+    try:
+        result = benchmark(model, cifar.train, config, steps=steps, repeats=repeats)
+    except TrainError as exc:
+        raise BadInput(str(exc)) from None
+    return {"arch": arch.name, "preset": chosen.name, "network": settings, "params": params,
+            "mult_adds": mult_adds, **result}
+
+
+def run_with_progress(ref: str, storage: str | None, console: Any, show: bool = True,
+                      **options: Any) -> dict[str, Any]:
+    """`run_train` with a rich progress bar (steps) and one line per epoch on a terminal."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    options = {k: v for k, v in options.items() if v is not None}
+    if not (show and console.is_terminal):
+        return run_train(ref, storage=storage, **options)
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                  TextColumn("{task.completed}/{task.total} steps"), TimeElapsedColumn(),
+                  TextColumn("{task.fields[note]}"), console=console, transient=True) as bar:
+        task = bar.add_task(f"training {ref}", total=None, note="")
+
+        def step(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        def epoch(report: Any) -> bool:
+            acc = "" if report.val_accuracy != report.val_accuracy else (
+                f", test {100 * report.val_accuracy:.2f}%")
+            bar.console.print(f"epoch {report.epoch}: loss {report.train_loss:.3f}{acc}, "
+                              f"{report.images_per_s:.0f} img/s, {report.seconds:.0f}s")
+            return False
+
+        return run_train(ref, storage=storage, on_epoch=epoch, on_step=step, **options)
+
+
+def print_train_result(row: dict[str, Any], console: Any) -> None:
+    console.print(
+        f"{row['arch']} ({row['preset']}): test accuracy {100 * row['test_accuracy']:.2f}%, "
+        f"{row['params']:,} params, {row['mult_adds']:,} mult-adds, "
+        f"{row['train_seconds']:.0f}s training at {row['images_per_s']:.0f} img/s"
+        + (f" (stopped: {row['stopped']})" if row["stopped"] else "")
+        + f"; checkpoint {row['checkpoint']}")

@@ -1,0 +1,149 @@
+"""The trainer on small real CIFAR-10 subsets: results, determinism, stopping, schedules."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from test_data import make_small_cifar
+
+from search_spaces import get_arch
+from workers.data import Cifar10, load_cifar10
+from workers.presets import PRESETS, UnknownPresetError, get_preset
+from workers.train import (
+    EpochReport,
+    TrainConfig,
+    TrainError,
+    benchmark,
+    evaluate,
+    lr_at,
+    measure_formats,
+    train,
+)
+
+FAST = TrainConfig(epochs=1, batch_size=32, lr=0.05, max_steps=3, channels_last=False,
+                   bf16=False, threads=2, eval_batch_size=100)
+
+
+@pytest.fixture(scope="module")
+def data(cifar_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Cifar10:
+    root = make_small_cifar(cifar_dir, tmp_path_factory.mktemp("cifar-small"))
+    return load_cifar10(root, cache_dir=tmp_path_factory.mktemp("cache"))
+
+
+def tiny(**settings: object) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return get_arch("nasnet-a").build(layout="cifar", cells=1, filters=24, **settings)
+
+
+def test_train_reports_epochs_and_stops_at_max_steps(data: Cifar10) -> None:
+    seen: list[EpochReport] = []
+    steps: list[int] = []
+    config = TrainConfig(**{**FAST.to_dict(), "epochs": 2, "max_steps": 10})
+    result = train(tiny(), data.train, data.val, config,
+                   on_epoch=lambda r: seen.append(r) or False,
+                   on_step=lambda s, t: steps.append(s))
+    # 270 images / 32 = 8 steps per epoch: 8 in epoch 1, 2 more in epoch 2, then "max steps"
+    assert result.steps == 10 and steps == list(range(1, 11))
+    assert result.stopped == "max steps"
+    assert [r.epoch for r in result.epochs] == [1, 2]
+    assert seen == result.epochs  # every epoch, the last too, reaches the callback
+    assert 0.0 <= result.accuracy <= 1.0 and result.accuracy == result.epochs[-1].val_accuracy
+    assert all(math.isfinite(r.train_loss) and r.train_loss > 0 for r in result.epochs)
+    assert result.images_per_s > 0 and result.train_seconds > 0
+    assert result.settings["train_images"] == len(data.train)
+
+
+def test_training_lowers_the_loss(data: Cifar10) -> None:
+    config = TrainConfig(**{**FAST.to_dict(), "epochs": 3, "max_steps": None, "lr": 0.1,
+                            "batch_size": 27, "label_smoothing": 0.0})
+    result = train(tiny(), data.train, data.val, config)
+    assert result.stopped is None and len(result.epochs) == 3
+    assert result.epochs[-1].train_loss < result.epochs[0].train_loss
+
+
+def test_cpu_training_is_deterministic(data: Cifar10) -> None:
+    runs = []
+    for _ in range(2):
+        model = tiny(auxiliary=True, drop_path=0.2)
+        result = train(model, data.train, data.val, FAST)
+        runs.append((result.epochs[0].train_loss, model.state_dict()))
+    assert runs[0][0] == runs[1][0]
+    for key, value in runs[0][1].items():
+        assert torch.equal(value, runs[1][1][key]), key
+
+
+def test_auxiliary_head_and_drop_path_are_used(data: Cifar10) -> None:
+    model = tiny(auxiliary=True, drop_path=0.3)
+    before = {k: v.clone() for k, v in model.aux_head.state_dict().items()}
+    train(model, data.train, data.val, FAST)
+    after = model.aux_head.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)  # the aux loss trained it
+    assert model.drop_path_prob > 0  # ScheduledDropPath progressed
+
+
+def test_non_finite_loss_stops_the_run(data: Cifar10) -> None:
+    model = tiny()
+    with torch.no_grad():
+        model.head[-1].weight.fill_(float("nan"))  # diverged weights
+    result = train(model, data.train, data.val, TrainConfig(**{**FAST.to_dict(), "epochs": 3}))
+    assert result.stopped == "non-finite loss"
+    assert result.steps == 1 and len(result.epochs) == 1
+    assert math.isnan(result.epochs[0].train_loss)
+
+
+def test_on_epoch_true_prunes(data: Cifar10) -> None:
+    config = TrainConfig(**{**FAST.to_dict(), "epochs": 3, "max_steps": None, "subset": 64})
+    result = train(tiny(), data.train, data.val, config, on_epoch=lambda r: True)
+    assert result.stopped == "pruned" and len(result.epochs) == 1 and result.steps == 2
+
+
+def test_baseline_without_aux_or_progress_trains(data: Cifar10) -> None:
+    model = get_arch("lenet5").build(layout="cifar")
+    assert not hasattr(model, "set_progress")
+    result = train(model, data.train, data.val, FAST)
+    assert result.steps == 3 and 0.0 <= result.accuracy <= 1.0
+    assert evaluate(model, data.val) == pytest.approx(result.accuracy, abs=0.02)
+
+
+def test_bad_configs_are_train_errors(data: Cifar10) -> None:
+    with pytest.raises(TrainError, match="--epochs"):
+        train(tiny(), data.train, data.val, TrainConfig(epochs=0))
+    with pytest.raises(TrainError, match="larger than the 20 training images"):
+        train(tiny(), data.train, data.val, TrainConfig(batch_size=32, subset=20))
+
+
+def test_schedule_warms_up_then_decays_to_zero() -> None:
+    assert lr_at(0, 100, 10, 1.0) == pytest.approx(0.1)
+    assert lr_at(10, 100, 10, 1.0) == pytest.approx(1.0)
+    assert lr_at(55, 100, 10, 1.0) == pytest.approx(0.5)
+    assert lr_at(100, 100, 10, 1.0) == pytest.approx(0.0, abs=1e-12)
+    rates = [lr_at(s, 100, 10, 1.0) for s in range(10, 101)]
+    assert rates == sorted(rates, reverse=True)
+
+
+def test_measured_formats_and_benchmark(data: Cifar10) -> None:
+    model = tiny()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    choice = measure_formats(model, 32, torch.device("cpu"), steps=2)
+    assert len(choice) == 2 and all(isinstance(c, bool) for c in choice)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    report = benchmark(tiny(), data.train, FAST, steps=1, repeats=1)
+    assert report["images_per_s"] > 0 and report["model_only_images_per_s"] > 0
+    assert report["ratio"] == pytest.approx(
+        report["images_per_s"] / report["model_only_images_per_s"])
+
+
+def test_presets_cover_the_four_purposes() -> None:
+    assert set(PRESETS) == {"cpu-quick", "cpu-final", "gpu-nasnet", "gpu-final"}
+    for preset in PRESETS.values():
+        preset.train.validate()
+        assert preset.trials >= 1 and {"cells", "filters"} <= set(preset.network)
+        get_arch("nasnet-a").resolve(layout="cifar", **preset.network)
+    nasnet = get_preset("gpu-nasnet")
+    assert nasnet.network["cells"] == 2 and nasnet.train.epochs == 20
+    assert nasnet.train.subset is None  # all 45,000 images
+    with pytest.raises(UnknownPresetError, match="cpu-quick"):
+        get_preset("tpu-huge")
