@@ -1,6 +1,6 @@
 """The docker-compose topology without Docker: a Ray head and a second worker node started
-as local processes with `ray start` (own temp dirs, 127.0.0.1 only, one CPU each, token
-auth as in compose), a search driven against them with `--ray-address` and PostgreSQL
+as local processes with `ray start` (own temp dirs, loopback addresses only, one CPU each,
+token auth as in compose), a search driven against them with `--ray-address` and PostgreSQL
 storage, and checks that trials ran on both nodes and landed in the database.
 
 The nodes are stopped by process id, never with `ray stop`: that command ends every Ray
@@ -34,6 +34,10 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent  # the venv's `ray` and `nas`
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+# Loopback addresses for the two nodes. Not 127.0.0.1: `ray start` replaces that with the
+# machine's network address so that other machines can reach the node; 127.0.0.2 and
+# 127.0.0.3 are loopback too (127.0.0.0/8), so nothing leaves the machine.
+HEAD_IP, WORKER_IP = "127.0.0.2", "127.0.0.3"
 
 
 def _free_port() -> int:
@@ -42,14 +46,14 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _wait_for_port(port: int, deadline: float) -> None:
+def _wait_for_port(host: str, port: int, deadline: float) -> None:
     while time.monotonic() < deadline:
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
+            with socket.create_connection((host, port), timeout=1):
                 return
         except OSError:
             time.sleep(0.5)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
+    raise TimeoutError(f"nothing listens on {host}:{port}")
 
 
 @dataclass
@@ -125,11 +129,12 @@ NODES = """
 import json, ray
 ray.init(address={address!r}, logging_level="ERROR", log_to_driver=False)
 print(json.dumps([{{"id": n["NodeID"], "alive": n["Alive"], "cpus": n["Resources"].get("CPU"),
+                    "ip": n["NodeManagerAddress"],
                     "head": "node:__internal_head__" in n["Resources"]}} for n in ray.nodes()]))
 """
 
 
-def _start_node(name: str, args: list[str], env: dict[str, str]) -> Node:
+def _start_node(name: str, ip: str, args: list[str], env: dict[str, str]) -> Node:
     # Ray's Unix socket paths are length-limited: a short dir directly under /tmp.
     temp_dir = Path(tempfile.mkdtemp(prefix=f"ray{name[0]}-", dir="/tmp"))
     agent_port = _free_port()
@@ -137,7 +142,7 @@ def _start_node(name: str, args: list[str], env: dict[str, str]) -> Node:
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [str(BIN / "ray"), "start", "--block", f"--temp-dir={temp_dir}",
-             "--node-ip-address=127.0.0.1", "--num-cpus=1", "--num-gpus=0",
+             f"--node-ip-address={ip}", "--num-cpus=1", "--num-gpus=0",
              "--object-store-memory=1000000000", f"--dashboard-agent-listen-port={agent_port}",
              "--disable-usage-stats", *args],
             env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
@@ -154,15 +159,15 @@ def cluster() -> Iterator[Cluster]:
     env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token, RAY_USAGE_STATS_ENABLED="0",
                PATH=f"{BIN}:{env.get('PATH', '')}")
     gcs, dash = _free_port(), _free_port()
-    c = Cluster(address=f"127.0.0.1:{gcs}", dashboard=f"http://127.0.0.1:{dash}", env=env,
+    c = Cluster(address=f"{HEAD_IP}:{gcs}", dashboard=f"http://127.0.0.1:{dash}", env=env,
                 token=token)
     try:
-        c.nodes.append(_start_node("head", [
+        c.nodes.append(_start_node("head", HEAD_IP, [
             "--head", f"--port={gcs}", "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}",
             f"--ray-client-server-port={_free_port()}"], env))
         deadline = time.monotonic() + 180
-        _wait_for_port(gcs, deadline)
-        c.nodes.append(_start_node("worker", [f"--address={c.address}"], env))
+        _wait_for_port(HEAD_IP, gcs, deadline)
+        c.nodes.append(_start_node("worker", WORKER_IP, [f"--address={c.address}"], env))
         while True:
             nodes = c.python(NODES.format(address=c.address))
             alive = [n for n in nodes if n["alive"]]
@@ -172,7 +177,8 @@ def cluster() -> Iterator[Cluster]:
             time.sleep(2)
         c.head_id = next(n["id"] for n in alive if n["head"])
         c.worker_id = next(n["id"] for n in alive if not n["head"])
-        assert all(n["cpus"] == 1.0 for n in alive)
+        assert all(n["cpus"] == 1.0 for n in alive), alive
+        assert {n["ip"] for n in alive} == {HEAD_IP, WORKER_IP}, alive
         yield c
     finally:
         for node in reversed(c.nodes):
@@ -202,7 +208,7 @@ def test_dashboard_needs_the_token_and_the_healthchecks_do_not(cluster: Cluster)
     assert _http(f"{cluster.dashboard}/api/v0/nodes", token="wrong") == 403
     assert _http(f"{cluster.dashboard}/api/v0/nodes", token=cluster.token) == 200
     worker = cluster.nodes[1]
-    assert _http(f"http://127.0.0.1:{worker.agent_port}/api/local_raylet_healthz") == 200
+    assert _http(f"http://{WORKER_IP}:{worker.agent_port}/api/local_raylet_healthz") == 200
 
 
 AFFINITY = """
@@ -277,11 +283,19 @@ def test_search_spreads_trials_over_both_nodes(cluster: Cluster, pg_url: str,
                                                cifar10: Path, tmp_path: Path) -> None:
     study = f"mn{uuid.uuid4().hex[:8]}"
     env = {**cluster.env, "NAS_STORAGE": ""}
+    # cpu-quick on small real subsets and one short epoch: the test is about where trials
+    # run and what is stored, not about accuracy; minutes on 2 shared cores.
+    config = tmp_path / "search.json"
+    config.write_text(json.dumps({
+        "train_images": 1024, "val_images": 512, "pruner": "none",
+        "network": {"cells": 1, "filters": 24}, "train": {"epochs": 1, "max_steps": 16},
+    }))
     started = time.monotonic()
     result = subprocess.run(
         [str(BIN / "nas"), "search", "--ray-address", cluster.address, "--storage", pg_url,
          "--preset", "cpu-quick", "--trials", "2", "--study", study, "--data", str(cifar10),
-         "--cpus-per-trial", "1", "--gpus-per-trial", "0", "--seed", "7", "--json"],
+         "--cpus-per-trial", "1", "--gpus-per-trial", "0", "--seed", "7",
+         "--config", str(config), "--json"],
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=1500, check=False,
     )
     elapsed = time.monotonic() - started

@@ -1,0 +1,417 @@
+"""The search service end to end: real Ray tasks train tiny networks on real CIFAR-10 subsets.
+
+The default suite runs a few searches of seconds each on one session-wide Ray cluster; the
+crash tests (SIGKILL the driver, kill a worker, Ctrl-C, a second driver) are marked slow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+
+from nas.cli import main
+from nas.config import make_config
+from nas.db import host_name, open_database
+from nas.search import SearchFailed, run_search
+from search_spaces import PUBLISHED, Genotype
+
+# Tiny but real: 1 cell per stack at F=24, a few optimizer steps on a few hundred images.
+TINY = {
+    "network": {"cells": 1, "filters": 24},
+    "train": {"epochs": 1, "max_steps": 3},
+    "train_images": 256,
+    "val_images": 256,
+    "preset": "cpu-quick",
+    "pruner": "none",
+}
+
+
+def tiny(study: str, cifar_dir: Path, **over: Any):
+    return make_config(**{**TINY, "study": study, "data": str(cifar_dir), **over})
+
+
+def run_cli(*args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _nothing_written(url: str, study: str) -> None:
+    db_file = url.removeprefix("sqlite:///")
+    if url.startswith("sqlite:///") and not os.path.exists(db_file):
+        return
+    db = open_database(url)
+    try:
+        assert db.search(study) is None
+        assert study not in {s.study_name for s in optuna.get_all_study_summaries(db.url)}
+    finally:
+        db.close()
+
+
+# -- bad input: exit 2, one line, nothing written --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--sampler", "annealing"], "sampler"),
+        (["--objectives", "val_accuracy,flops"], "objectives"),
+        (["--pruner", "asha"], "pruner"),
+        (["--trials", "0"], "trials"),
+        (["--study", "my study"], "may only hold letters"),
+        (["--study", 'q"uote'], "may only hold letters"),
+        (["--preset", "gpu-imaginary"], "unknown preset"),
+        (["--ray-address", "127.0.0.1:1"], "no Ray cluster answers"),
+        (["--data", "/nonexistent/cifar"], "not a directory"),
+    ],
+)
+def test_bad_input_exits_2_and_writes_nothing(
+    args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    study = "s" if "--study" not in args else "x"
+    code, out, err = run_cli("search", "--storage", url, "--study", study, *args, capsys=capsys)
+    assert code == 2, err
+    assert message in err and err.count("\n") == 1 and out == ""
+    _nothing_written(url, study)
+
+
+def test_bad_config_file_and_unreachable_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "search.yaml"
+    config.write_text("sampler: tpe\nbatch_size: 64\n")
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    code, _, err = run_cli("search", "--config", str(config), "--storage", url, capsys=capsys)
+    assert code == 2 and "batch_size: unknown key" in err
+    config.write_text("trials: [1, 2]\n")
+    code, _, err = run_cli("search", "--config", str(config), "--storage", url, capsys=capsys)
+    assert code == 2 and "trials" in err
+    assert not (tmp_path / "nas.db").exists()
+    secret = "postgresql://nas:hunter2@127.0.0.1:1/nas"
+    code, out, err = run_cli("search", "--storage", secret, capsys=capsys)
+    assert code == 2 and "127.0.0.1" in err and "hunter2" not in err + out
+    for command in ("status", "leaderboard"):
+        code, _, err = run_cli(command, "--storage", url, capsys=capsys)
+        assert code == 2 and "run `nas search` first" in err
+    assert not (tmp_path / "nas.db").exists()
+
+
+def test_second_driver_on_a_live_study_refuses(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The lock row: a study whose driver is alive (this process, fresh heartbeat) is refused."""
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    db = open_database(url)
+    held = db.create_search("busy", make_config(study="busy").to_dict(), 0, "0.1.0", None,
+                            "token-of-the-first-driver", host_name(), os.getpid())
+    code, _, err = run_cli("search", "--study", "busy", "--resume", "--storage", url,
+                           capsys=capsys)
+    assert code == 2 and "being run by another driver" in err and f"pid {os.getpid()}" in err
+    after = db.search("busy")
+    assert after.driver_token == held.driver_token and db.trials(after.search_id) == []
+    db.close()
+
+
+def test_worker_is_a_pure_function_of_its_inputs(cifar_dir: Path) -> None:
+    """Same genotype, settings, seed and data: same result; a broken candidate: FAIL text."""
+    from nas.search import for_trial, load_data, resolve_settings
+    from workers.trial import TrialSpec, run_trial
+
+    config = tiny("pure", cifar_dir)
+    settings = resolve_settings(config, has_gpu=False)
+    data, _ = load_data(config, settings)
+    genotype = PUBLISHED["nasnet-a"].to_dict()
+    spec = TrialSpec("pure", 0, genotype, settings.network,
+                     for_trial(settings.train, 123, 1), 123)
+    reports: list[dict[str, Any]] = []
+    first = run_trial(spec, data, lambda row: reports.append(row) or False)
+    second = run_trial(spec, data)
+    assert first["status"] == "complete" and first["error"] is None
+    assert first["val_accuracy"] == second["val_accuracy"]
+    assert [r["epoch"] for r in reports] == [e["epoch"] for e in first["epochs"]] == [1]
+    broken = TrialSpec("pure", 1, genotype, {**settings.network, "num_classes": 5},
+                       settings.train, 1)
+    failed = run_trial(broken, data)
+    assert failed["status"] == "fail" and failed["error"]
+
+
+# -- a real search on the session's Ray cluster ----------------------------------------------
+
+
+def _dashboard_tasks(found: set[str], stop: threading.Event) -> None:
+    """Poll the dashboard's state API (HTTP, with the cluster's auth token) for trial tasks."""
+    from ray._private.authentication.http_token_authentication import (
+        get_auth_headers_if_auth_enabled,
+    )
+
+    from nas.dispatch import dashboard_url
+
+    url = f"{dashboard_url()}/api/v0/tasks?limit=1000"
+    headers = get_auth_headers_if_auth_enabled({})
+    while not stop.is_set():
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, headers=headers),
+                                        timeout=5) as reply:
+                rows = json.loads(reply.read())["data"]["result"]["result"]
+            found.update(r["name"] for r in rows if r["name"].startswith("trial-"))
+        except OSError:
+            pass
+        stop.wait(0.5)
+
+
+def test_search_trains_records_and_reads_back(
+    ray_cluster: None, cifar_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    seen: set[str] = set()
+    stop = threading.Event()
+    watcher = threading.Thread(target=_dashboard_tasks, args=(seen, stop), daemon=True)
+    watcher.start()
+    try:
+        summary = run_search(tiny("t1", cifar_dir, trials=3, sampler="random"), url)
+    finally:
+        time.sleep(1.0)
+        stop.set()
+        watcher.join()
+    assert summary.trials == 3 and summary.states == {"COMPLETE": 3}
+    assert {f"trial-t1-{n}" for n in range(3)} <= seen  # named tasks, seen by the dashboard
+
+    db = open_database(url)
+    search = db.search("t1")
+    trials = db.trials(search.search_id)
+    assert search.data_fingerprint and search.config["sampler"] == "random"
+    assert search.package_version and search.driver_token is None
+    assert search.status == "finished"
+    for t in trials:
+        assert t.epochs == 1 and 0.0 <= t.val_accuracy <= 1.0 and t.device == "cpu"
+        assert t.values == [t.val_accuracy] and t.duration_s > 0
+        assert db.epochs(search.search_id, t.number)[0].images_per_s > 0
+    assert len({t.seed for t in trials}) == 3
+
+    # Reading commands.
+    code, out, _ = run_cli("leaderboard", "--study", "t1", "--storage", url, "--json",
+                           capsys=capsys)
+    rows = json.loads(out)
+    assert code == 0 and len(rows) == 3
+    assert set(rows[0]) >= {"trial", "state", "val_accuracy", "params", "mult_adds", "epochs",
+                            "duration_s", "key", "genotype"}
+    assert [r["val_accuracy"] for r in rows] == sorted((r["val_accuracy"] for r in rows),
+                                                       reverse=True)
+    code, out, _ = run_cli("status", "--storage", url, "--json", capsys=capsys)
+    status = json.loads(out)
+    assert code == 0 and status["study"] == "t1" and status["states"]["COMPLETE"] == 3
+    assert status["best_val_accuracy"] == rows[0]["val_accuracy"]
+    code, out, _ = run_cli("show", "t1:best", "--storage", url, "--json", capsys=capsys)
+    assert code == 0 and Genotype.from_dict(json.loads(out)).key() == rows[0]["key"]
+    code, out, _ = run_cli("inspect", f"t1:{rows[-1]['trial']}", "--storage", url,
+                           "--cells", "1", "--filters", "24", "--json", capsys=capsys)
+    assert code == 0 and json.loads(out)["params"] == rows[-1]["params"]
+    code, _, err = run_cli("show", "t1:99", "--storage", url, capsys=capsys)
+    assert code == 2 and "no trial 99" in err
+
+    # Same command again: the study exists, so it needs --resume; with it, N=3 is a no-op.
+    code, _, err = run_cli("search", "--study", "t1", "--storage", url, capsys=capsys)
+    assert code == 2 and "--resume" in err
+    again = run_search(tiny("t1", cifar_dir, trials=3), url, resume=True,
+                       explicit={"trials"})
+    assert again.trials == 3 and len(db.trials(search.search_id)) == 3
+
+    # A genotype already trained comes back: its result is reused, not retrained.
+    study = optuna.load_study(study_name="t1", storage=db.url)
+    first = study.trials[0]
+    study.enqueue_trial(dict(first.params))
+    more = run_search(tiny("t1", cifar_dir, trials=4), url, resume=True, explicit={"trials"})
+    assert more.trials == 4
+    dup = db.trial(search.search_id, 3)
+    assert dup.duplicate_of == first.number and dup.val_accuracy == trials[0].val_accuracy
+    assert dup.epochs == 0 and dup.key == trials[0].key
+    db.close()
+
+
+def test_cost_limits_prune_before_any_worker(
+    ray_cluster: None, cifar_dir: Path, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    summary = run_search(tiny("cost", cifar_dir, trials=3, max_params=1000), url)
+    assert summary.states == {"PRUNED": 3}
+    from ray.util.state import list_tasks
+
+    from nas.dispatch import gcs_address
+
+    never = list_tasks(address=gcs_address(), filters=[("name", "=", "trial-cost-0")])
+    assert never == []  # never dispatched
+    db = open_database(url)
+    trials = db.trials(db.search("cost").search_id)
+    assert all("--max-params 1,000" in t.error and t.epochs == 0 for t in trials)
+    db.close()
+
+
+def test_training_errors_fail_the_trial_with_the_reason(
+    ray_cluster: None, cifar_dir: Path, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    # 5 classes for 10-class labels: the loss raises inside the worker on the first batch.
+    config = tiny("err", cifar_dir, trials=1, network={"cells": 1, "filters": 24,
+                                                        "num_classes": 5})
+    with pytest.raises(SearchFailed, match="trials failed"):
+        run_search(config, url)
+    db = open_database(url)
+    search = db.search("err")
+    trials = db.trials(search.search_id)
+    assert trials and all(t.state == "FAIL" and t.error for t in trials)
+    assert "out of bounds" in trials[0].error or "IndexError" in trials[0].error
+    assert search.status == "failed" and search.driver_token is None
+    db.close()
+
+
+# -- crash tests (slow): real processes, real signals -----------------------------------------
+
+
+def _driver(url: str, cifar_dir: Path, study: str, trials: int, *extra: str,
+            max_steps: int = 20) -> subprocess.Popen[str]:
+    config = {"network": TINY["network"], "train": {"epochs": 2, "max_steps": max_steps}}
+    env = {**os.environ, "NAS_STORAGE": url}
+    cmd = [sys.executable, "-m", "nas", "search", "--study", study, "--trials", str(trials),
+           "--preset", "cpu-quick", "--data", str(cifar_dir), "--pruner", "none",
+           "--sampler", "random", "--config", _write_config(config, study), *extra]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+
+
+def _write_config(extra: dict[str, Any], study: str) -> str:
+    path = Path(os.environ.get("TMPDIR", "/tmp")) / f"nas-test-{study}-{os.getpid()}.json"
+    path.write_text(json.dumps({**extra, "train_images": 512, "val_images": 256}))
+    return str(path)
+
+
+def _wait_for(predicate: Any, timeout: float, what: str) -> None:
+    end = time.time() + timeout
+    while time.time() < end:
+        if predicate():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _states(url: str, study: str) -> dict[str, int]:
+    db = open_database(url)
+    try:
+        search = db.search(study)
+        return {} if search is None else db.state_counts(search.search_id)
+    finally:
+        db.close()
+
+
+@pytest.mark.slow
+def test_sigkill_driver_then_resume(cifar_dir: Path, tmp_path: Path,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    n = 5
+    driver = _driver(url, cifar_dir, "crash", n)
+    try:
+        _wait_for(lambda: _states(url, "crash").get("COMPLETE", 0) >= 1
+                  and _states(url, "crash").get("RUNNING", 0) >= 1, 240, "a trial to finish")
+        # A second driver on the same study refuses while the first is alive.
+        second = subprocess.run(
+            [sys.executable, "-m", "nas", "search", "--study", "crash", "--resume",
+             "--storage", url], capture_output=True, text=True, timeout=120)
+        assert second.returncode == 2 and "another driver" in second.stderr
+        os.kill(driver.pid, signal.SIGKILL)  # the driver only: Ray's reaper ends its cluster
+        driver.wait(30)
+        time.sleep(3)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(driver.pid, signal.SIGKILL)  # whatever the reaper missed
+    assert _states(url, "crash").get("RUNNING", 0) >= 1  # what the dead driver left behind
+    resumed = _driver(url, cifar_dir, "crash", n, "--resume")
+    _, err = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, err
+    states = _states(url, "crash")
+    db = open_database(url)
+    trials = db.trials(db.search("crash").search_id)
+    db.close()
+    finished = [t for t in trials if t.state in ("COMPLETE", "PRUNED")]
+    assert len(finished) == n and states.get("RUNNING", 0) == 0
+    trained = [t.key for t in finished if t.duplicate_of is None]
+    assert len(trained) == len(set(trained))  # no key trained twice
+    requeued = [t for t in trials if t.retry_of is not None]
+    dead = [t for t in trials if t.state == "FAIL" and "driver died" in (t.error or "")]
+    assert dead and {t.retry_of for t in requeued} <= {t.number for t in dead}
+    assert all(t.epochs >= 1 for t in finished if t.duplicate_of is None)
+
+
+@pytest.mark.slow
+def test_killed_worker_is_retried_and_others_untouched(
+    ray_cluster: None, cifar_dir: Path, tmp_path: Path
+) -> None:
+    from ray.util.state import list_tasks
+
+    from nas.dispatch import gcs_address
+
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    killed: list[int] = []
+
+    def kill_trial_one() -> None:
+        end = time.time() + 240
+        while time.time() < end and not killed:
+            for task in list_tasks(address=gcs_address(),
+                                   filters=[("name", "=", "trial-wk-1"),
+                                            ("state", "=", "RUNNING")]):
+                if task.worker_pid:
+                    os.kill(int(task.worker_pid), signal.SIGKILL)
+                    killed.append(int(task.worker_pid))
+                    return
+            time.sleep(0.2)
+
+    killer = threading.Thread(target=kill_trial_one, daemon=True)
+    killer.start()
+    config = tiny("wk", cifar_dir, trials=3, train={"epochs": 1, "max_steps": 40},
+                  train_images=1024)
+    summary = run_search(config, url)
+    killer.join()
+    assert killed, "trial 1 never ran long enough to be killed"
+    db = open_database(url)
+    trials = {t.number: t for t in db.trials(db.search("wk").search_id)}
+    db.close()
+    assert summary.trials == 3 and all(t.state == "COMPLETE" for t in trials.values())
+    attempts = list_tasks(address=gcs_address(), filters=[("name", "=", "trial-wk-1")],
+                          detail=True)
+    assert max(a.attempt_number for a in attempts) >= 1  # Ray re-ran the killed task
+    assert all(t.epochs == 1 and t.error is None for t in trials.values())
+
+
+@pytest.mark.slow
+def test_ctrl_c_fails_running_trials_and_keeps_the_rest(cifar_dir: Path, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    driver = _driver(url, cifar_dir, "intr", 6, max_steps=200)
+    try:
+        _wait_for(lambda: _states(url, "intr").get("RUNNING", 0) >= 1, 240, "a running trial")
+        time.sleep(3)
+        driver.send_signal(signal.SIGINT)
+        _, err = driver.communicate(timeout=120)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(driver.pid, signal.SIGKILL)
+    assert driver.returncode == 130, err
+    db = open_database(url)
+    search = db.search("intr")
+    trials = db.trials(search.search_id)
+    db.close()
+    assert search.status == "interrupted" and search.driver_token is None
+    assert not [t for t in trials if t.state == "RUNNING"]
+    assert [t for t in trials if t.state == "FAIL" and t.error == "interrupted (Ctrl-C)"]
+    study = optuna.load_study(study_name="intr", storage=url)
+    assert not study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
