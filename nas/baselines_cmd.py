@@ -18,12 +18,9 @@ every baseline and is printed with the results:
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -249,89 +246,11 @@ def train_cifar(
 ) -> dict[str, Any]:
     """One baseline exactly as `nas train` runs a chosen model — the preset's TrainConfig,
     CIFAR-10's 50,000 training images, the 10,000 test images — at width `width`."""
-    from nas.train_cmd import cost_of, network_settings, train_config
-    from workers.checkpoint import save_checkpoint
-    from workers.data import DataError, load_cifar10
-    from workers.train import TrainError, train
+    from nas.train_cmd import run_train
 
-    arch = get_arch(arch_name)
-    settings = network_settings(arch, preset.network, "cifar")
-    try:
-        settings = arch.resolve(**{**settings, "width": width})
-    except ConfigError as exc:
-        raise BadInput(f"{arch_name} at width {width:g}: {exc}") from None
-    config = train_config(preset.train, **overrides)
-    if cifar is None:
-        try:
-            cifar = load_cifar10(data)
-        except DataError as exc:
-            raise BadInput(str(exc)) from None
-    train_split = cifar.train_full
-    available = min(config.subset or len(train_split), len(train_split))
-    if config.batch_size > available:
-        raise BadInput(f"batch size {config.batch_size} is larger than the {available} "
-                       "training images; use a larger --subset")
-    params, mult_adds = cost_of(arch, settings)
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    path = Path(out) / f"{arch.name}-cifar-w{width:g}-{stamp}-seed{config.seed}.safetensors"
-    torch.manual_seed(config.seed)
-    model = arch.build(**settings)
-    started = time.perf_counter()
-    try:
-        result = train(model, train_split, cifar.test, config, on_epoch)
-    except TrainError as exc:
-        raise BadInput(str(exc)) from None
-    wall = time.perf_counter() - started
-    metrics = {
-        "test_accuracy": result.accuracy,
-        "train_seconds": round(result.train_seconds, 2),
-        "wall_seconds": round(wall, 2),
-        "images_per_s": round(result.images_per_s, 1),
-        "steps": result.steps,
-        "stopped": result.stopped,
-        "epochs": [dataclasses.asdict(e) for e in result.epochs],
-        "data_fingerprint": cifar.fingerprint,
-        "runtime": result.settings,
-    }
-    description = {
-        "arch": arch.name, "kind": arch.kind, "genotype": None, "network": settings,
-        "train": config.to_dict(), "preset": preset.name, "metrics": metrics,
-        "params": params, "mult_adds": mult_adds, "nas_version": _version(),
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    save_checkpoint(path, model, description)
-    row = {
-        "arch": arch.name, "kind": arch.kind, "test_accuracy": result.accuracy,
-        "params": params, "mult_adds": mult_adds, "epochs": len(result.epochs),
-        "steps": result.steps, "stopped": result.stopped,
-        "train_seconds": round(result.train_seconds, 2),
-        "images_per_s": round(result.images_per_s, 1), "checkpoint": str(path),
-        "preset": preset.name, "network": settings, "width": width, "model_id": None,
-    }
-    if storage is not None:
-        from nas.db import DatabaseError, record_model
-
-        try:
-            record = record_model(
-                storage, kind="baseline", arch=arch.name, layout="cifar",
-                config={"network": settings, "train": {**config.to_dict(),
-                                                       "preset": preset.name},
-                        "preset": preset.name},
-                metrics=metrics, test_accuracy=result.accuracy, params=params,
-                mult_adds=mult_adds, checkpoint=str(path))
-        except DatabaseError as exc:
-            raise BadInput(f"checkpoint written to {path}, but {exc}") from None
-        row["model_id"] = record.model_id
-    return row
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("nas")
-    except PackageNotFoundError:
-        return "unknown"
+    return run_train(arch_name, preset=preset.name, data=data, out=out, storage=storage,
+                     on_epoch=on_epoch, width=width, record_kind="baseline", cifar=cifar,
+                     **overrides)
 
 
 def run_baselines(

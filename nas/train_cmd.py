@@ -108,18 +108,28 @@ def run_train(
     storage: str | None = None,
     on_epoch: Callable[[Any], bool] | None = None,
     on_step: Callable[[int, int], None] | None = None,
+    width: float | None = None,
+    record_kind: str = "train",
+    cifar: Any = None,
 ) -> dict[str, Any]:
     """Train REF on CIFAR-10's 50,000 training images, score on the 10,000 test images,
-    write a checkpoint with its description; returns the `nas train --json` document."""
+    write a checkpoint with its description and, with `storage`, a row in the models table;
+    returns the `nas train --json` document. `nas baselines` comes through here too (with a
+    `width` and record_kind "baseline"), so every model of a comparison trains one way."""
     from workers.checkpoint import save_checkpoint
     from workers.train import train
 
     arch = resolve_ref(ref, storage)
     chosen = _preset(preset)
     settings = network_settings(arch, chosen.network, layout, cells, filters)
+    if width is not None:
+        try:
+            settings = arch.resolve(**{**settings, "width": width})
+        except (ConfigError, GenotypeError) as exc:
+            raise BadInput(f"{arch.name} at width {width:g}: {exc}") from None
     config = train_config(chosen.train, epochs=epochs, subset=subset, max_steps=max_steps,
                           seed=seed, batch_size=batch_size)
-    cifar = _load(data)
+    cifar = cifar if cifar is not None else _load(data)
     train_split = cifar.train_full
     available = min(config.subset or len(train_split), len(train_split))
     if config.batch_size > available:
@@ -127,8 +137,9 @@ def run_train(
                        "training images; use a larger --subset or a smaller --batch-size")
     params, mult_adds = cost_of(arch, settings)
     out_dir = Path(out) if out is not None else Path("checkpoints")
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    path = out_dir / f"{_safe_name(arch.name)}-{stamp}-seed{config.seed}.safetensors"
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-%f")
+    tag = "" if width is None else f"-w{width:g}"
+    path = out_dir / f"{_safe_name(arch.name)}{tag}-{stamp}-seed{config.seed}.safetensors"
 
     torch.manual_seed(config.seed)
     model = arch.build(**settings)
@@ -150,10 +161,11 @@ def run_train(
         "train_images": result.settings.get("train_images"),
         "runtime": result.settings,
     }
+    genotype = arch.genotype.to_dict() if arch.genotype is not None else None
     description = {
         "arch": arch.name,
         "kind": arch.kind,
-        "genotype": arch.genotype.to_dict() if arch.genotype is not None else None,
+        "genotype": genotype,
         "network": settings,
         "train": config.to_dict(),
         "preset": chosen.name,
@@ -164,7 +176,7 @@ def run_train(
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     save_checkpoint(path, model, description)
-    return {
+    row = {
         "arch": arch.name,
         "kind": arch.kind,
         "test_accuracy": result.accuracy,
@@ -178,7 +190,26 @@ def run_train(
         "checkpoint": str(path),
         "preset": chosen.name,
         "network": settings,
+        "width": 1.0 if width is None else width,
+        "model_id": None,
     }
+    if storage is not None:
+        from nas.db import DatabaseError, record_model
+
+        try:
+            record = record_model(
+                storage, kind=record_kind, arch=arch.name, layout="cifar",
+                config={"network": settings, "train": {**config.to_dict(),
+                                                       "preset": chosen.name},
+                        "preset": chosen.name},
+                metrics=metrics, genotype=genotype,
+                key=arch.genotype.key() if arch.genotype is not None else None,
+                test_accuracy=result.accuracy, params=params, mult_adds=mult_adds,
+                checkpoint=str(path))
+        except DatabaseError as exc:
+            raise BadInput(f"checkpoint written to {path}, but {exc}") from None
+        row["model_id"] = record.model_id
+    return row
 
 
 def run_bench(
