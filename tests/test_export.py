@@ -176,6 +176,28 @@ print(json.dumps({
 """
 
 
+def export_and_compare(ref: str, checkpoint: Path, out: Path, storage: str | None = None
+                       ) -> None:
+    """`nas export REF --weights CHECKPOINT`, then import the module in a clean interpreter
+    (only the export directory and torch) and match the project's network within 1e-5."""
+    storage_args = ["--storage", storage] if storage else []
+    assert main(["export", ref, "--weights", str(checkpoint), "--out", str(out),
+                 *storage_args]) == 0
+    name = module_name(resolve_ref(ref, storage).name)
+    run = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", CLEAN_SCRIPT, str(out), str(TORCH_SITE), name],
+        capture_output=True, text=True, cwd=out, timeout=120,
+        env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"},
+    )
+    assert run.returncode == 0, run.stderr
+    clean = json.loads(run.stdout)
+    project = project_network(checkpoint)
+    with torch.no_grad():
+        expected = project(fixed_input())
+    assert (torch.tensor(clean["logits"]) - expected).abs().max().item() <= 1e-5
+    assert clean["params"] == count_params(project)
+
+
 def test_exported_module_matches_project_network_without_the_project(
     ref: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 
 import optuna
 import pytest
+from test_export import export_and_compare
 
 from nas.cli import main
 from nas.config import make_config
@@ -221,6 +222,18 @@ def test_search_trains_records_and_reads_back(
     assert code == 0 and json.loads(out)["params"] == rows[-1]["params"]
     code, _, err = run_cli("show", "t1:99", "--storage", url, capsys=capsys)
     assert code == 2 and "no trial 99" in err
+
+    # The best cell goes on: `nas train t1:best` records its model beside the search, and
+    # `nas export t1:best` hands it over as a torch-only module that reproduces it.
+    best = f"t1:{rows[0]['trial']}"
+    code, out, err = run_cli(
+        "train", "t1:best", "--storage", url, "--preset", "cpu-quick", "--cells", "1",
+        "--filters", "24", "--epochs", "1", "--subset", "64", "--max-steps", "1",
+        "--data", str(cifar_dir), "--out", str(tmp_path / "ck"), "--json", capsys=capsys)
+    assert code == 0, err
+    trained = json.loads(out)
+    assert [(m.kind, m.arch, m.key) for m in db.models()] == [("train", best, rows[0]["key"])]
+    export_and_compare("t1:best", Path(trained["checkpoint"]), tmp_path / "export", url)
 
     # Same command again: the study exists, so it needs --resume; with it, N=3 is a no-op.
     code, _, err = run_cli("search", "--study", "t1", "--storage", url, capsys=capsys)

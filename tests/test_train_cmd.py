@@ -47,7 +47,7 @@ def test_train_writes_a_checkpoint_that_reloads_and_records_the_model(
                          "--out", str(tmp_path / "ck"), "--storage", db, "--json")
     assert code == 0, err
     row = json.loads(out)
-    assert TRAIN_KEYS <= set(row)
+    assert set(row) >= TRAIN_KEYS
     assert row["arch"] == "nasnet-a" and row["epochs"] == 1 and row["stopped"] == "max steps"
     assert 0.0 <= row["test_accuracy"] <= 1.0
 
@@ -117,7 +117,7 @@ def test_bad_data_directories_exit_2(tmp_path: Path, small: Path,
     (tmp_path / "empty").mkdir()
     (tmp_path / "wrong" / "images").mkdir(parents=True)
     for data in (tmp_path / "empty", tmp_path / "wrong"):
-        code, out, err = run(capsys, "train", "nasnet-a", *TINY, "--data", str(data),
+        code, _out, err = run(capsys, "train", "nasnet-a", *TINY, "--data", str(data),
                              "--out", str(tmp_path / "ck"))
         assert code == 2 and len(err.strip().splitlines()) == 1, err
         assert "train/<class>" in err and "cifar-10-batches-py" in err, err
