@@ -200,7 +200,7 @@ def run_cifar_baselines(
     """Each baseline through `workers.train` exactly as `nas train` runs a chosen model."""
     from workers.presets import UnknownPresetError, get_preset
 
-    name = preset or ("cpu-compare" if not torch.cuda.is_available() else "gpu-final")
+    name = preset or ("cpu-quick" if not torch.cuda.is_available() else "gpu-final")
     try:
         chosen = get_preset(name)
     except UnknownPresetError as exc:

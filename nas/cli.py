@@ -408,7 +408,8 @@ def transfer_cmd(ref: str, data: Path | None, out: Path, ray_address: str | None
 @click.option("--arch", "archs", help="Comma-separated baselines, or all (default: the eight "
               "of the comparison: lenet5 … mobilenet-v2).")
 @click.option("--preset", help="The budget every model gets (CIFAR: a training preset such as "
-              "cpu-compare; ImageNet: a transfer preset such as cpu-transfer).")
+              "cpu-quick (the default without a GPU); ImageNet: a transfer preset such as "
+              "cpu-transfer).")
 @click.option("--epochs", type=int, help="Training epochs (overrides the preset).")
 @click.option("--width-rule", help="preset, full, a width W, max-mult-adds=M or match=REF: one "
               "rule for every baseline.")
