@@ -4,33 +4,17 @@ through the store API; the Pareto front; bad input."""
 from __future__ import annotations
 
 import json
-import os
 import random
 from pathlib import Path
 from typing import Any
 
 import pytest
+from test_transfer import link_subset
 
 from nas.cli import main
 from nas.compare import compare_rows, model_kind, pareto_front, plot_compare
 from nas.errors import BadInput
 from search_spaces import Arch, get_arch, sample_genotype
-
-
-def _imagenette_subset(dst: Path, train: int, val: int, classes: int = 4) -> Path:
-    root = Path(__file__).resolve().parents[1]
-    src = Path(os.environ.get("NAS_SHARED_DATA") or root.parent / "shared" / "data") / \
-        "imagenette"
-    if not (src / "train").is_dir():
-        pytest.skip(f"real Imagenette not found at {src} (set NAS_SHARED_DATA)")
-    names = sorted(p.name for p in (src / "train").iterdir() if p.is_dir())[:classes]
-    for split, count in (("train", train), ("val", val)):
-        for name in names:
-            folder = dst / split / name
-            folder.mkdir(parents=True, exist_ok=True)
-            for f in sorted((src / split / name).iterdir())[:count]:
-                (folder / f.name).symlink_to(f)
-    return dst
 
 
 def test_kinds() -> None:
@@ -73,7 +57,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory, ray_cluster: None) -> dict
     from nas.transfer import plan_transfer, run_transfer
 
     base = tmp_path_factory.mktemp("compare")
-    data = _imagenette_subset(base / "imagenette", train=8, val=4)
+    data = link_subset(base / "imagenette", train=8, val=4)
     url = f"sqlite:///{base / 'nas.db'}"
     searched = Arch("mycell", "genotype", sample_genotype(random.Random(5)))
     runs = [

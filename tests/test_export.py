@@ -176,6 +176,19 @@ print(json.dumps({
 """
 
 
+def run_clean(export_dir: Path, name: str) -> dict[str, Any]:
+    """Import the exported module in `python -I -S` with only the export directory and
+    torch on sys.path; its params and logits on the fixed input."""
+    run = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", CLEAN_SCRIPT, str(export_dir), str(TORCH_SITE),
+         name],
+        capture_output=True, text=True, cwd=export_dir.parent, timeout=120,
+        env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"},
+    )
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout)
+
+
 def export_and_compare(ref: str, checkpoint: Path, out: Path, storage: str | None = None
                        ) -> None:
     """`nas export REF --weights CHECKPOINT`, then import the module in a clean interpreter
@@ -183,14 +196,7 @@ def export_and_compare(ref: str, checkpoint: Path, out: Path, storage: str | Non
     storage_args = ["--storage", storage] if storage else []
     assert main(["export", ref, "--weights", str(checkpoint), "--out", str(out),
                  *storage_args]) == 0
-    name = module_name(resolve_ref(ref, storage).name)
-    run = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", CLEAN_SCRIPT, str(out), str(TORCH_SITE), name],
-        capture_output=True, text=True, cwd=out, timeout=120,
-        env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"},
-    )
-    assert run.returncode == 0, run.stderr
-    clean = json.loads(run.stdout)
+    clean = run_clean(out, module_name(resolve_ref(ref, storage).name))
     project = project_network(checkpoint)
     with torch.no_grad():
         expected = project(fixed_input())
@@ -214,13 +220,7 @@ def test_exported_module_matches_project_network_without_the_project(
         ["genotype.json", f"{name}.py", f"{name}.safetensors"]
     )
 
-    run = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", CLEAN_SCRIPT, str(out), str(TORCH_SITE), name],
-        capture_output=True, text=True, cwd=tmp_path, timeout=120,
-        env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"},
-    )
-    assert run.returncode == 0, run.stderr
-    clean = json.loads(run.stdout)
+    clean = run_clean(out, name)
     assert clean["file"] == result["module"]
     assert not clean["safetensors_imported"]  # the module's own reader, not the package
 

@@ -28,12 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from conftest import _postgres_database
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent  # the venv's `ray` and `nas`
-PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 # Loopback addresses for the two nodes. Not 127.0.0.1: `ray start` replaces that with the
 # machine's network address so that other machines can reach the node; 127.0.0.2 and
 # 127.0.0.3 are loopback too (127.0.0.0/8), so nothing leaves the machine.
@@ -235,33 +235,7 @@ def test_tasks_run_on_the_worker_node(cluster: Cluster) -> None:
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A fresh PostgreSQL database for this run, dropped at the end."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.exc import OperationalError
-
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT",
-                          connect_args={"connect_timeout": 5})
-    name = f"nas_multinode_{uuid.uuid4().hex[:10]}"
-    try:
-        with admin.connect() as c:
-            c.execute(text(f'CREATE DATABASE "{name}"'))
-    except OperationalError as exc:
-        admin.dispose()
-        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 is not reachable: {exc.orig}")
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-@pytest.fixture(scope="module")
-def cifar10() -> Path:
-    shared = Path(os.environ.get("NAS_SHARED_DATA") or ROOT.parent / "shared" / "data")
-    path = shared / "cifar10"
-    if not path.is_dir():
-        pytest.skip(f"real CIFAR-10 not found at {path} (set NAS_SHARED_DATA)")
-    return path
+    yield from _postgres_database()
 
 
 TASK_NODES = """
@@ -280,7 +254,7 @@ print(json.dumps(done))
 
 
 def test_search_spreads_trials_over_both_nodes(cluster: Cluster, pg_url: str,
-                                               cifar10: Path, tmp_path: Path) -> None:
+                                               cifar_dir: Path, tmp_path: Path) -> None:
     study = f"mn{uuid.uuid4().hex[:8]}"
     env = {**cluster.env, "NAS_STORAGE": ""}
     # cpu-quick on small real subsets and one short epoch: the test is about where trials
@@ -293,7 +267,7 @@ def test_search_spreads_trials_over_both_nodes(cluster: Cluster, pg_url: str,
     started = time.monotonic()
     result = subprocess.run(
         [str(BIN / "nas"), "search", "--ray-address", cluster.address, "--storage", pg_url,
-         "--preset", "cpu-quick", "--trials", "2", "--study", study, "--data", str(cifar10),
+         "--preset", "cpu-quick", "--trials", "2", "--study", study, "--data", str(cifar_dir),
          "--cpus-per-trial", "1", "--gpus-per-trial", "0", "--seed", "7",
          "--config", str(config), "--json"],
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=1500, check=False,

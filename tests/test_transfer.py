@@ -4,11 +4,11 @@ with two DDP workers on CPU, the checkpoint, the models row, and the bad inputs 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import shared_data
 
 from nas.cli import main
 from nas.errors import BadInput
@@ -25,12 +25,6 @@ from workers.imagefolder import (
 )
 
 CLASSES = 4
-
-
-def shared_data() -> Path:
-    """Real data beside the checkout (env NAS_SHARED_DATA, default ../shared/data)."""
-    root = Path(__file__).resolve().parents[1]
-    return Path(os.environ.get("NAS_SHARED_DATA") or root.parent / "shared" / "data")
 
 
 def link_subset(dst: Path, train: int, val: int, classes: int = CLASSES) -> Path:

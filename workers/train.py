@@ -114,6 +114,18 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def _prepare(config: TrainConfig) -> tuple[torch.device, int]:
+    """Validate, pick the device, give torch the cores this process has, seed: the start of
+    every run and benchmark, so that both measure the same thing."""
+    config.validate()
+    device = resolve_device(config.device)
+    threads = config.threads or available_cores()
+    if device.type == "cpu":
+        torch.set_num_threads(threads)
+    torch.manual_seed(config.seed)
+    return device, threads
+
+
 def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     decay, no_decay = [], []
     for p in model.parameters():
@@ -221,12 +233,7 @@ def train(
     `stopped="non-finite loss"` rather than training on garbage. `on_step(step, total)`
     is for progress bars.
     """
-    config.validate()
-    device = resolve_device(config.device)
-    threads = config.threads or available_cores()
-    if device.type == "cpu":
-        torch.set_num_threads(threads)
-    torch.manual_seed(config.seed)
+    device, threads = _prepare(config)
     if config.subset is not None:
         train = subset(train, config.subset, seed=config.seed)
     n = len(train)
@@ -368,12 +375,7 @@ def benchmark(model: nn.Module, split: Split, config: TrainConfig, steps: int = 
     augmentation, normalisation, forward, backward, update) and of the model alone on a
     pre-made batch; the median of `repeats`, the two measured alternately so that load from
     other processes hits both alike."""
-    config.validate()
-    device = resolve_device(config.device)
-    threads = config.threads or available_cores()
-    if device.type == "cpu":
-        torch.set_num_threads(threads)
-    torch.manual_seed(config.seed)
+    device, threads = _prepare(config)
     if len(split) < config.batch_size:
         raise TrainError(f"batch size {config.batch_size} is larger than the {len(split)} "
                          "images available")
