@@ -200,7 +200,7 @@ def run_cifar_baselines(
     """Each baseline through `workers.train` exactly as `nas train` runs a chosen model."""
     from workers.presets import UnknownPresetError, get_preset
 
-    name = preset or ("cpu-quick" if not torch.cuda.is_available() else "gpu-final")
+    name = preset or ("cpu-compare" if not torch.cuda.is_available() else "gpu-final")
     try:
         chosen = get_preset(name)
     except UnknownPresetError as exc:
@@ -262,7 +262,7 @@ def run_baselines(
     names = parse_archs(archs)
     rule = parse_width_rule(width_rule)
     if layout == "imagenet":
-        extra = sorted(set(options) & {"subset", "max_steps"})
+        extra = sorted(set(options) & {"subset", "max_steps", "time_budget"})
         if extra:
             raise BadInput(f"--{extra[0].replace('_', '-')} applies to --layout cifar; "
                            "use --epochs for the ImageNet layout")

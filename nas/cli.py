@@ -408,13 +408,14 @@ def transfer_cmd(ref: str, data: Path | None, out: Path, ray_address: str | None
 @click.option("--arch", "archs", help="Comma-separated baselines, or all (default: the eight "
               "of the comparison: lenet5 … mobilenet-v2).")
 @click.option("--preset", help="The budget every model gets (CIFAR: a training preset such as "
-              "cpu-quick (the default without a GPU); ImageNet: a transfer preset such as "
+              "cpu-compare (the default without a GPU); ImageNet: a transfer preset such as "
               "cpu-transfer).")
 @click.option("--epochs", type=int, help="Training epochs (overrides the preset).")
 @click.option("--width-rule", help="preset, full, a width W, max-mult-adds=M or match=REF: one "
               "rule for every baseline.")
 @click.option("--subset", type=int, help="CIFAR: train on this many images.")
 @click.option("--max-steps", type=int, help="CIFAR: stop after this many optimizer steps.")
+@click.option("--time-budget", type=float, help="CIFAR: seconds of training for every model.")
 @click.option("--seed", type=int, help="The same seed for every model.")
 @click.option("--data", type=click.Path(path_type=Path),
               help="CIFAR-10 directory (default: env NAS_DATA_DIR) or, for --layout imagenet, "
@@ -487,7 +488,8 @@ def compare_cmd(study: str | None, plot: Path | None, show_all: bool, storage: s
 @cli.command("train")
 @click.argument("ref")
 @click.option("--preset", default="cpu-final", show_default=True,
-              help="Training preset: cpu-quick, cpu-final, gpu-nasnet, gpu-final.")
+              help="Training preset: cpu-quick, cpu-compare, cpu-final, gpu-nasnet, "
+                   "gpu-final.")
 @click.option("--layout", type=click.Choice(["cifar"]), default="cifar", show_default=True)
 @click.option("--cells", type=int, help="N: normal cells per stack (cell networks).")
 @click.option("--filters", type=int, help="F: channels of the penultimate layer.")
@@ -495,6 +497,8 @@ def compare_cmd(study: str | None, plot: Path | None, show_all: bool, storage: s
 @click.option("--batch-size", type=int, help="Images per step (overrides the preset).")
 @click.option("--subset", type=int, help="Train on this many of the training images.")
 @click.option("--max-steps", type=int, help="Stop after this many optimizer steps.")
+@click.option("--time-budget", type=float,
+              help="Seconds of training; the schedule follows the clock, --epochs is a cap.")
 @click.option("--seed", type=int, help="Seed for initialisation, order and augmentation.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Directory for the checkpoint (default: ./checkpoints).")

@@ -101,6 +101,7 @@ def run_train(
     epochs: int | None = None,
     subset: int | None = None,
     max_steps: int | None = None,
+    time_budget: float | None = None,
     seed: int | None = None,
     batch_size: int | None = None,
     out: str | Path | None = None,
@@ -128,7 +129,7 @@ def run_train(
         except (ConfigError, GenotypeError) as exc:
             raise BadInput(f"{arch.name} at width {width:g}: {exc}") from None
     config = train_config(chosen.train, epochs=epochs, subset=subset, max_steps=max_steps,
-                          seed=seed, batch_size=batch_size)
+                          time_budget=time_budget, seed=seed, batch_size=batch_size)
     cifar = cifar if cifar is not None else _load(data)
     train_split = cifar.train_full
     available = min(config.subset or len(train_split), len(train_split))

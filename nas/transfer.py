@@ -287,13 +287,6 @@ def _local_gpu_precheck(address: str | None, gpus_per_worker: float) -> None:
 # -- the worker side ------------------------------------------------------------------------
 
 
-def _lr_at(step: int, total: int, warmup: int, peak: float) -> float:
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return peak * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-
-
 def _evaluate(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, size: int,
               num_classes: int, device: torch.device, batch: int) -> tuple[int, int, int]:
     """(top-1 correct, top-5 correct, count) on this worker's shard."""
@@ -336,6 +329,7 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
     from safetensors.torch import save_file
 
     from workers.imagefolder import random_resized_crop
+    from workers.train import lr_at
 
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
@@ -388,7 +382,7 @@ def train_loop_per_worker(cfg: dict[str, Any]) -> None:
                 xb = xb.contiguous(memory_format=torch.channels_last)
             yb = train_y[idx].to(device, non_blocking=True)
             for group in opt.param_groups:
-                group["lr"] = _lr_at(step, total, warmup, train_cfg.lr)
+                group["lr"] = lr_at(step, total, warmup, train_cfg.lr)
             if hasattr(net, "set_progress"):
                 net.set_progress(step / max(1, total))
             with _autocast(device):

@@ -56,6 +56,25 @@ def test_train_reports_epochs_and_stops_at_max_steps(data: Cifar10) -> None:
     assert result.settings["train_images"] == len(data.train)
 
 
+def test_time_budget_stops_on_the_clock_and_still_scores(data: Cifar10) -> None:
+    """`cpu-compare` gives every model the same seconds: the epoch cap is not reached, the
+    run ends with "time budget" and the model is scored once, at the end."""
+    config = TrainConfig(**{**FAST.to_dict(), "epochs": 1000, "max_steps": None,
+                            "time_budget": 1.0, "eval_every": 0})
+    result = train(tiny(), data.train, data.val, config)
+    assert result.stopped == "time budget"
+    assert 0 < result.steps < 1000 * result.settings["steps_per_epoch"]
+    assert result.train_seconds >= 1.0
+    assert 0.0 <= result.accuracy <= 1.0 and result.accuracy == result.epochs[-1].val_accuracy
+    assert all(math.isnan(r.val_accuracy) for r in result.epochs[:-1])
+    with pytest.raises(TrainError, match="--time-budget"):
+        TrainConfig(time_budget=0).validate()
+    # the schedule on the clock: warm-up, peak, half, zero at the end of the budget
+    assert lr_at(0.0, 180.0, 9.0, 1.0) == pytest.approx(0.1)
+    assert lr_at(94.5, 180.0, 9.0, 1.0) == pytest.approx(0.5)
+    assert lr_at(180.0, 180.0, 9.0, 1.0) == pytest.approx(0.0, abs=1e-12)
+
+
 def test_training_lowers_the_loss(data: Cifar10) -> None:
     config = TrainConfig(**{**FAST.to_dict(), "epochs": 3, "max_steps": None, "lr": 0.1,
                             "batch_size": 27, "label_smoothing": 0.0})
@@ -136,12 +155,14 @@ def test_measured_formats_and_benchmark(data: Cifar10) -> None:
         report["images_per_s"] / report["model_only_images_per_s"])
 
 
-def test_presets_cover_the_four_purposes() -> None:
-    assert set(PRESETS) == {"cpu-quick", "cpu-final", "gpu-nasnet", "gpu-final"}
+def test_presets_cover_the_five_purposes() -> None:
+    assert set(PRESETS) == {"cpu-quick", "cpu-compare", "cpu-final", "gpu-nasnet", "gpu-final"}
     for preset in PRESETS.values():
         preset.train.validate()
         assert preset.trials >= 1 and {"cells", "filters"} <= set(preset.network)
         get_arch("nasnet-a").resolve(layout="cifar", **preset.network)
+    compare = get_preset("cpu-compare")
+    assert compare.train.time_budget == 180 and compare.train.subset is None
     nasnet = get_preset("gpu-nasnet")
     assert nasnet.network["cells"] == 2 and nasnet.train.epochs == 20
     assert nasnet.train.subset is None  # all 45,000 images

@@ -1,6 +1,7 @@
 """Named training presets: network size (N, F) and training length for one purpose each.
 
-`cpu-quick` ranks search candidates on 2 CPU cores (one trial in about 90 s); `cpu-final`
+`cpu-quick` ranks search candidates on 2 CPU cores (one trial in about 90 s); `cpu-compare`
+gives every model of a comparison the same 180 s of training (`nas baselines`); `cpu-final`
 trains one model on 2 CPU cores in at most 20 minutes; `gpu-nasnet` is the paper's child
 setting (N=2, 20 epochs, all 45,000 images, cosine); `gpu-final` the paper's final recipe
 (N=6 F=768 i.e. C=32, 600 epochs, batch 128, drop path, auxiliary head, cutout). Flags
@@ -44,6 +45,19 @@ PRESETS: dict[str, Preset] = {
             eval_batch_size=1000,
         ),
         trials=7,
+    ),
+    "cpu-compare": Preset(
+        name="cpu-compare",
+        description="one model of a comparison on 2 CPU cores: N=1 F=96, 180 s of training on "
+                    "all 50,000 training images (at most 30 epochs), scored on the 10,000 test "
+                    "images; baselines at NASNet-A's mult-adds (about 3.5 min a model)",
+        network={"cells": 1, "filters": 96, "auxiliary": False, "drop_path": 0.0},
+        train=TrainConfig(
+            epochs=30, time_budget=180.0, batch_size=64, lr=0.1, weight_decay=5e-4,
+            label_smoothing=0.1, warmup_epochs=1.5, grad_clip=5.0, channels_last=True,
+            bf16=False, eval_every=0, eval_batch_size=1000,
+        ),
+        trials=1,
     ),
     "cpu-final": Preset(
         name="cpu-final",

@@ -49,6 +49,7 @@ class TrainConfig:
     flip: bool = True  # random horizontal flips
     subset: int | None = None  # train on this many images of the training split; None = all
     max_steps: int | None = None  # stop after this many optimizer steps; None = no limit
+    time_budget: float | None = None  # seconds of training steps; `epochs` is then a cap
     seed: int = 0
     device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda", "cuda:1", ...
     channels_last: bool | None = None  # None = measured choice on CPU, True on CUDA
@@ -70,6 +71,10 @@ class TrainConfig:
             raise TrainError(f"--subset must be at least 1 (got {self.subset})")
         if self.max_steps is not None and self.max_steps < 1:
             raise TrainError(f"--max-steps must be at least 1 (got {self.max_steps})")
+        if self.time_budget is not None and not (
+                self.time_budget > 0 and math.isfinite(self.time_budget)):
+            raise TrainError(f"--time-budget must be a positive number of seconds "
+                             f"(got {self.time_budget})")
         if not 0 <= self.label_smoothing < 1:
             raise TrainError("label smoothing must lie in [0, 1)")
         if self.warmup_epochs < 0 or self.weight_decay < 0 or self.grad_clip < 0:
@@ -96,7 +101,7 @@ class TrainResult:
     train_seconds: float = 0.0  # training steps only, evaluation excluded
     images_per_s: float = 0.0
     steps: int = 0
-    stopped: str | None = None  # None, "non-finite loss", "pruned", "max steps"
+    stopped: str | None = None  # None, "non-finite loss", "pruned", "max steps", "time budget"
     settings: dict[str, Any] = field(default_factory=dict)  # device, threads, bf16, ...
 
 
@@ -135,11 +140,12 @@ def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]
             {"params": no_decay, "weight_decay": 0.0}]
 
 
-def lr_at(step: int, total: int, warmup: int, peak: float) -> float:
-    """Linear warm-up from peak/10, then cosine decay to 0 at `total`."""
+def lr_at(step: float, total: float, warmup: float, peak: float) -> float:
+    """Linear warm-up from peak/10, then cosine decay to 0 at `total`. Steps or seconds:
+    under a time budget the schedule runs on the clock, so it ends when the budget does."""
     if warmup > 0 and step < warmup:
         return peak * (0.1 + 0.9 * step / warmup)
-    progress = (step - warmup) / max(1, total - warmup)
+    progress = (step - warmup) / max(1e-9, total - warmup)
     return peak * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
@@ -267,6 +273,11 @@ def train(
     if config.max_steps is not None:
         total = min(total, config.max_steps)
     warmup = round(config.warmup_epochs * steps_per_epoch)
+    budget = config.time_budget
+    # Under a time budget the schedule is in seconds: warm-up takes the same share of it as
+    # warmup_epochs takes of the epoch cap.
+    warmup_s = budget * config.warmup_epochs / config.epochs if budget else 0.0
+    spent = 0.0  # seconds of training steps so far (evaluation excluded)
     check_every = 1 if device.type == "cpu" else 25  # each check syncs a GPU
     result = TrainResult(settings={
         "device": str(device), "threads": threads, "channels_last": channels_last,
@@ -285,11 +296,20 @@ def train(
             index = perm[i * config.batch_size:(i + 1) * config.batch_size]
             xb = augment(x_all[index], config.crop_pad, config.flip, config.cutout, gen)
             xb = normalize(xb, channels_last=channels_last)
-            lr = lr_at(step, total, warmup, config.lr)
+            if budget:
+                elapsed = spent + time.perf_counter() - start
+                if elapsed >= budget:
+                    result.stopped = "time budget"
+                    break
+                lr = lr_at(elapsed, budget, warmup_s, config.lr)
+                progress = elapsed / budget
+            else:
+                lr = lr_at(step, total, warmup, config.lr)
+                progress = step / max(1, total)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             if hasattr(model, "set_progress"):
-                model.set_progress(step / max(1, total))
+                model.set_progress(progress)
             loss = train_step(model, optimizer, params, xb, y_all[index], config, bf16, device)
             loss_sum += loss
             step += 1
@@ -301,11 +321,15 @@ def train(
                 result.stopped = "non-finite loss"
                 break
         seconds = time.perf_counter() - start
+        spent += seconds
         result.train_seconds += seconds
         result.steps = step
         images = done * config.batch_size
+        if budget and spent >= budget and result.stopped is None:
+            result.stopped = "time budget"  # also when it ran out at the epoch's last step
+        out_of_time = result.stopped == "time budget"
         last = epoch == config.epochs or step >= total or result.stopped is not None
-        evaluated = result.stopped is None and (
+        evaluated = (result.stopped is None or out_of_time) and (
             last or (config.eval_every > 0 and epoch % config.eval_every == 0))
         accuracy = (
             evaluate_model(model, evaluate, config.eval_batch_size, device, channels_last,
