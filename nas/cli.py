@@ -324,7 +324,7 @@ def leaderboard(study: str | None, top: int, storage: str | None, as_json: bool)
                   "key", "note", title=f"study {found.name}")
     for r in rows:
         note = f"duplicate of {r['duplicate_of']}" if r["duplicate_of"] is not None else (
-            r["note"] or "")
+            (r["note"] or "").split("\n", 1)[0])  # the summary; --json has the traceback
         table.add_row(
             str(r["trial"]), r["state"],
             "-" if r["val_accuracy"] is None else f"{r['val_accuracy']:.4f}",

@@ -116,9 +116,16 @@ def _one_line(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+MAX_CONFIG_BYTES = 1_000_000  # a config is a few hundred bytes; refuse to parse anything huge
+
+
 def read_config_file(path: Path) -> dict[str, Any]:
     """A YAML or JSON mapping; `-` in keys becomes `_` so files may use the flag spelling."""
     try:
+        size = Path(path).stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise BadInput(f"config file {path} is {size:,} bytes; a config file is at most "
+                           f"{MAX_CONFIG_BYTES:,}")
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise BadInput(f"cannot read config file {path}: {exc}") from None

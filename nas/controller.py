@@ -17,6 +17,7 @@ import torch
 from optuna.trial import Trial, TrialState
 
 from nas.config import SearchConfig
+from nas.db.retry import retry_methods
 from nas.samplers import make_pruner, make_sampler, search_space
 from search_spaces import Genotype, NetworkConfig, build_network, count_cost, genotype_from_params
 
@@ -154,3 +155,8 @@ class Controller:
     def state_of(self, number: int) -> tuple[TrialState, list[float] | None]:
         frozen = self.storage.get_trial(self._trial_id(number))
         return frozen.state, frozen.values
+
+
+# Optuna's storage calls ride out a database that is briefly away, as ours do (nas.db.retry).
+retry_methods(Controller, ("ask", "report", "tell", "finished", "running", "requeue",
+                           "state_of"))

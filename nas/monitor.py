@@ -62,7 +62,7 @@ def progress_line(number: int, state: str, val_accuracy: float | None, params: i
     secs = f"{seconds:6.1f}s" if seconds is not None else "      -"
     line = (f"trial {number:>4}  {state:<8}  acc {acc}  params {human(params):>6}  "
             f"mult-adds {human(mult_adds):>6}  {secs}  best {best_text}")
-    return f"{line}  [{note}]" if note else line
+    return f"{line}  [{note.splitlines()[0]}]" if note else line
 
 
 def echo(line: str) -> None:

@@ -37,6 +37,7 @@ from nas.db import (
 from nas.errors import BadInput
 from nas.monitor import echo, progress_line
 from search_spaces import ConfigError, GenotypeError, NetworkConfig
+from workers import faults
 
 HEARTBEAT_S = 5.0  # how often the driver refreshes its lock
 STALE_S = 30.0  # a lock not refreshed for this long belongs to a dead driver
@@ -97,6 +98,7 @@ def resolve_settings(config: SearchConfig, has_gpu: bool) -> Settings:
     network = {"layout": "cifar", "image_size": 32, "num_classes": 10}
     network.update(dict(preset.network))
     network.update(config.network)
+    _check_types(NetworkConfig, network, "network settings")
     try:
         NetworkConfig(**network).validate()
     except TypeError as exc:
@@ -111,6 +113,8 @@ def resolve_settings(config: SearchConfig, has_gpu: bool) -> Settings:
         unknown = sorted(set(config.train) - known)
         if unknown:
             raise BadInput(f"train settings: unknown key(s) {unknown}; known: {sorted(known)}")
+        _check_types(type(train), {**dataclasses.asdict(train), **config.train},
+                     "train settings")
         try:
             train = dataclasses.replace(train, **config.train)
             if hasattr(train, "validate"):
@@ -122,6 +126,21 @@ def resolve_settings(config: SearchConfig, has_gpu: bool) -> Settings:
         preset=name, network=network, train=train, trials=config.trials or preset.trials,
         epochs=int(getattr(train, "epochs", 1) or 1), cpus=config.cpus_per_trial, gpus=gpus,
     )
+
+
+def _check_types(cls: type, values: dict[str, Any], what: str) -> None:
+    """Each value has its field's type (a YAML `epochs: lots` is exit 2 naming the key)."""
+    from pydantic import TypeAdapter, ValidationError
+
+    known = {f.name for f in dataclasses.fields(cls)}
+    if set(values) - known:
+        return  # unknown keys get their own message
+    try:
+        TypeAdapter(cls).validate_python(values, strict=False)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                             for e in exc.errors())
+        raise BadInput(f"{what}: {problems}") from None
 
 
 def _local_gpu() -> bool:
@@ -232,6 +251,7 @@ class _Driver:
         """Write our row, then tell Optuna, then count, print and update the metrics."""
         number = candidate.number
         self.db.finish_trial(self.search.search_id, number, outcome)
+        faults.point("after-db-write")  # our row written, Optuna not yet told
         state = {"COMPLETE": TrialState.COMPLETE, "PRUNED": TrialState.PRUNED,
                  "FAIL": TrialState.FAIL}[outcome.state]
         self.controller.tell(number, state, outcome.values, reason=outcome.error)
@@ -248,6 +268,7 @@ class _Driver:
             number, outcome.state, outcome.val_accuracy, params, mult_adds, outcome.duration_s,
             best, self.best[1] if self.best else None, note,
         ))
+        faults.point("between-trials")
 
 
 def _trained_keys(db: Database, search_id: int) -> dict[str, tuple[int, str, Any, Any]]:
@@ -522,6 +543,7 @@ def _dispatch_one(driver: _Driver, start: Callable[..., None],
     """Ask one candidate and route it: cost-pruned, duplicate, parked, or a new Ray task."""
     db, settings, config = driver.db, driver.settings, driver.config
     candidate = driver.controller.ask()
+    faults.point("dispatch")  # asked (RUNNING in Optuna), not yet in our table nor on Ray
     try:
         cost = network_cost(candidate.genotype, settings.network)
     except (GenotypeError, ConfigError, RuntimeError, ValueError) as exc:

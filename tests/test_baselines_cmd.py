@@ -141,3 +141,22 @@ def test_cifar_baselines_train_record_and_compare(
     assert {r["arch"]: r["accuracy"] for r in table} == {
         r["arch"]: r["test_accuracy"] for r in rows}
     assert all(r["kind"] == "baseline" and r["preset"] == "cpu-quick" for r in table)
+
+
+def test_cpu_compare_gives_every_model_the_same_seconds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without --preset on a CPU machine the budget is cpu-compare: time, not epochs. Here
+    2 s each (--time-budget) on a 512-image subset: both stop on the clock, not the cap."""
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    code = main(["baselines", "--arch", "lenet5,mobilenet-v2", "--time-budget", "2",
+                 "--subset", "512", "--data", str(_cifar_dir()), "--out", str(tmp_path / "runs"),
+                 "--storage", url, "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    rows = json.loads(captured.out)
+    assert [r["preset"] for r in rows] == ["cpu-compare", "cpu-compare"]
+    assert all(r["stopped"] == "time budget" and r["train_seconds"] >= 2.0 for r in rows)
+    assert all(0.0 <= r["test_accuracy"] <= 1.0 for r in rows)
+    assert "match=nasnet-a" in rows[0]["width_rule"] or "those of nasnet-a" in rows[0][
+        "width_rule"]

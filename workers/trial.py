@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from search_spaces import Genotype, NetworkConfig, build_network
+from workers import faults
 
 EpochCallback = Callable[[dict[str, Any]], bool]
 
@@ -97,8 +98,11 @@ def run_trial(spec: TrialSpec, data: Mapping[str, Mapping[str, np.ndarray]],
         genotype = Genotype.from_dict(spec.genotype)
         config = NetworkConfig(**spec.network).validate()
         model = build_network(genotype, config)
+        faults.break_op(model, spec.number)
         train_split, val_split = _split(data["train"]), _split(data["val"])
         result["setup_seconds"] = time.perf_counter() - started
+        if faults.stub_seconds() is not None:  # load tests: everything but the training
+            return _stub(result, genotype.key(), started)
 
         def report(epoch: Any) -> bool:
             row = asdict(epoch)
@@ -131,10 +135,24 @@ def run_trial(spec: TrialSpec, data: Mapping[str, Mapping[str, np.ndarray]],
     except MemoryError:
         result["error"] = "out of memory: host memory exhausted"
     except Exception as exc:
-        result["error"] = _describe(exc)
+        # The summary line first (what `nas leaderboard` shows), then the whole traceback.
+        result["error"] = f"{_describe(exc)}\n{traceback.format_exc()[-6000:]}"
     finally:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+    result["seconds"] = time.perf_counter() - started
+    return result
+
+
+def _stub(result: dict[str, Any], key: str, started: float) -> dict[str, Any]:
+    """NAS_FAULT_STUB_TRAIN: sleep instead of training, score the cell by its key."""
+    seconds = faults.stub_seconds() or 0.0
+    time.sleep(seconds)
+    accuracy = faults.stub_accuracy(key)
+    result.update(status="complete", val_accuracy=accuracy, train_seconds=seconds,
+                  fit_seconds=seconds, images_per_s=0.0, stopped=None,
+                  epochs=[{"epoch": 1, "train_loss": 1.0, "val_accuracy": accuracy,
+                           "seconds": seconds, "images_per_s": 0.0}])
     result["seconds"] = time.perf_counter() - started
     return result
 
@@ -152,6 +170,6 @@ def _describe(exc: BaseException) -> str:
         last = frames[-1]
         where = f" ({os.path.basename(last.filename)}:{last.lineno} in {last.name})"
     text = f"{type(exc).__name__}: {_first_line(exc)}{where}"
-    if "out of memory" in text.lower():
+    if any(m in text.lower() for m in ("out of memory", "can't allocate memory")):
         text = f"out of memory: {text}"
     return text

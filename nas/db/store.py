@@ -23,6 +23,8 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from nas.db.models import ArchitectureRow, EpochRow, ModelRow, SearchRow, TrialRow
+from nas.db.retry import retry_methods
+from workers import faults
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 FINISHED = ("COMPLETE", "PRUNED")  # states that count towards --trials N
@@ -368,6 +370,7 @@ class Database:
             row.duplicate_of = outcome.duplicate_of
             row.finished_at = now()
             _upsert_epochs(s, row.search_trial_id, outcome.epochs)
+            faults.point("db-write")  # the reliability suite's "killed mid-transaction"
 
     def add_epochs(self, search_id: int, number: int, epochs: Sequence[dict[str, Any]]) -> None:
         """Store streamed epoch reports; a retried attempt overwrites the same epoch numbers."""
@@ -488,6 +491,14 @@ def _first_line(exc: BaseException) -> str:
     orig = getattr(exc, "orig", None)
     text = str(orig if orig is not None else exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+# Every unit of work rides out a database that is briefly away (nas.db.retry).
+retry_methods(Database, (
+    "search", "searches", "create_search", "acquire", "heartbeat", "release", "update_search",
+    "upsert_architecture", "start_trial", "finish_trial", "add_epochs", "trials", "trial",
+    "epochs", "state_counts", "best_trial", "record_model", "models",
+))
 
 
 def open_database(url: str, create: bool = True) -> Database:

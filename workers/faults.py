@@ -5,8 +5,10 @@ the process, so the driver calls `point(name)` where such faults matter and the 
 `NAS_FAULT_KILL=name[:n]` to have the n-th arrival there SIGKILL the process, exactly as
 the kernel's OOM killer or a lost node would. `NAS_FAULT_STUB_TRAIN=SECONDS` replaces a
 trial's training (not its build, data hand-off, dispatch or bookkeeping) with a sleep, for
-load tests. Both are read from the environment of the process concerned; unset, each costs
-one dictionary lookup.
+load tests. `NAS_FAULT_OP_ERROR=CLASS[:TRIAL]` makes every operation module of that class
+(e.g. SepConv) raise in forward, in every trial or in trial number TRIAL only, as a bug in
+an operation would. All are read from the
+environment of the process concerned; unset, each costs one dictionary lookup.
 """
 
 from __future__ import annotations
@@ -14,10 +16,14 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+from typing import Any
 
 KILL_ENV = "NAS_FAULT_KILL"
 STUB_ENV = "NAS_FAULT_STUB_TRAIN"
-POINTS = ("dispatch", "db-write", "between-trials")  # where the driver may be killed
+OP_ENV = "NAS_FAULT_OP_ERROR"
+# Where the driver may be killed: after an ask, inside the transaction that ends a trial,
+# between that commit and Optuna's tell, and after a trial has fully ended.
+POINTS = ("dispatch", "db-write", "after-db-write", "between-trials")
 
 _arrivals: dict[str, int] = {}
 
@@ -33,6 +39,23 @@ def point(name: str) -> None:
     _arrivals[name] = _arrivals.get(name, 0) + 1
     if _arrivals[name] >= int(count or 1):
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+def break_op(model: Any, trial: int) -> None:
+    """Make the operations named by NAS_FAULT_OP_ERROR raise when the network runs."""
+    wanted = os.environ.get(OP_ENV)
+    if not wanted:
+        return
+    name, _, number = wanted.partition(":")
+    if number and int(number) != trial:
+        return
+
+    def broken(*_args: Any, **_kwargs: Any) -> Any:
+        raise RuntimeError(f"injected fault in operation {name}")
+
+    for module in model.modules():
+        if type(module).__name__ == name:
+            module.forward = broken
 
 
 def stub_seconds() -> float | None:

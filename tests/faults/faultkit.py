@@ -1,0 +1,98 @@
+"""What the fault suite's tests share: a driver process, waiting, reading a study back, and
+the figures file that docs/reliability.md is written from."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from nas.db import TrialRecord, open_database
+
+# Tiny but real networks: 1 cell per stack at F=24 on a few hundred CIFAR-10 images.
+TINY_NETWORK = {"cells": 1, "filters": 24}
+FIGURES = Path(os.environ.get("NAS_FAULT_FIGURES", "")) if os.environ.get(
+    "NAS_FAULT_FIGURES") else None
+
+
+def write_config(path: Path, train: dict[str, Any] | None = None, **extra: Any) -> Path:
+    """A search config file: tiny network, a few steps, small subsets."""
+    config = {"network": TINY_NETWORK, "train": {"epochs": 1, "max_steps": 3, **(train or {})},
+              "train_images": 256, "val_images": 128, **extra}
+    path.write_text(json.dumps(config))
+    return path
+
+
+def driver(url: str, cifar_dir: Path, study: str, trials: int, config: Path, *extra: str,
+           env: dict[str, str] | None = None, sampler: str = "random") -> subprocess.Popen[str]:
+    """`nas search` in its own process group (so a test can kill it and all it started)."""
+    cmd = [sys.executable, "-m", "nas", "search", "--study", study, "--trials", str(trials),
+           "--preset", "cpu-quick", "--data", str(cifar_dir), "--pruner", "none",
+           "--sampler", sampler, "--config", str(config), "--storage", url, *extra]
+    return subprocess.Popen(cmd, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    end = time.time() + timeout
+    while time.time() < end:
+        if predicate():
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def study_trials(url: str, study: str) -> list[TrialRecord]:
+    db = open_database(url)
+    try:
+        search = db.search(study)
+        return [] if search is None else db.trials(search.search_id)
+    finally:
+        db.close()
+
+
+def states(url: str, study: str) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for t in study_trials(url, study):
+        counts[t.state] = counts.get(t.state, 0) + 1
+    return counts
+
+
+def optuna_states(url: str, study: str) -> dict[str, int]:
+    import optuna
+
+    counts: dict[str, int] = {}
+    for t in optuna.load_study(study_name=study, storage=url).get_trials(deepcopy=False):
+        counts[t.state.name] = counts.get(t.state.name, 0) + 1
+    return counts
+
+
+def check_consistent(url: str, study: str, finished: int) -> list[TrialRecord]:
+    """The invariants every fault must leave intact: exactly `finished` COMPLETE/PRUNED
+    trials, none RUNNING (ours or Optuna's), unique numbers, no key trained twice."""
+    trials = study_trials(url, study)
+    done = [t for t in trials if t.state in ("COMPLETE", "PRUNED")]
+    assert len(done) == finished, [(t.number, t.state, t.error) for t in trials]
+    assert not [t for t in trials if t.state == "RUNNING"]
+    assert optuna_states(url, study).get("RUNNING", 0) == 0
+    numbers = [t.number for t in trials]
+    assert len(numbers) == len(set(numbers))
+    trained = [t.key for t in done if t.duplicate_of is None]
+    assert len(trained) == len(set(trained)), "a key was trained twice"
+    return trials
+
+
+def record(section: str, figures: dict[str, Any]) -> None:
+    """Add figures to NAS_FAULT_FIGURES (JSON), read when docs/reliability.md is written."""
+    if FIGURES is None:
+        return
+    data = json.loads(FIGURES.read_text()) if FIGURES.exists() else {}
+    data[section] = figures
+    tmp = FIGURES.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+    tmp.replace(FIGURES)
