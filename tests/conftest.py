@@ -31,8 +31,8 @@ def _postgres_database() -> Iterator[str]:
     from sqlalchemy import create_engine, text
     from sqlalchemy.exc import OperationalError
 
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT",
-                          connect_args={"connect_timeout": 5})
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT", pool_pre_ping=True,
+                          connect_args={"connect_timeout": 5})  # survives a server restart
     name = f"nas_test_{uuid.uuid4().hex[:12]}"
     try:
         with admin.connect() as c:

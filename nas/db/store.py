@@ -17,7 +17,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, func, select, update
+from sqlalchemy import Engine, create_engine, event, func, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -27,6 +27,7 @@ from nas.db.retry import retry_methods
 from workers import faults
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+SCHEMA_LOCK_KEY = 0x6E61_7364_6200  # pg_advisory_lock key of schema creation ("nasdb")
 FINISHED = ("COMPLETE", "PRUNED")  # states that count towards --trials N
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 
@@ -535,15 +536,59 @@ def open_database(url: str, create: bool = True) -> Database:
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     try:
-        with engine.begin() as connection:
-            config = Config()
-            config.set_main_option("script_location", str(MIGRATIONS))
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+        with _schema_lock(engine, parsed.database):
+            with engine.begin() as connection:
+                config = Config()
+                config.set_main_option("script_location", str(MIGRATIONS))
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
+            _create_optuna_schema(engine, url)
     except SQLAlchemyError as exc:
         engine.dispose()
         raise DatabaseError(f"cannot open database {shown}: {_first_line(exc)}") from None
     return Database(url, engine)
+
+
+@contextmanager
+def _schema_lock(engine: Engine, sqlite_path: str | None) -> Iterator[None]:
+    """One process at a time creates or migrates the schema: drivers that start together on
+    a new database would otherwise both create the same tables and one would fail.
+    PostgreSQL: an advisory lock; SQLite: flock on FILE.lock beside the database (never on
+    the database file itself: closing any descriptor of it would drop SQLite's own POSIX
+    locks in this process)."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as c:
+            c.execute(text("SELECT pg_advisory_lock(:k)"), {"k": SCHEMA_LOCK_KEY})
+            try:
+                yield
+            finally:
+                c.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": SCHEMA_LOCK_KEY})
+                c.commit()
+        return
+    if engine.dialect.name == "sqlite" and sqlite_path and sqlite_path != ":memory:":
+        import fcntl
+
+        with open(f"{sqlite_path}.lock", "ab") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        return
+    yield
+
+
+def _create_optuna_schema(engine: Engine, url: str) -> None:
+    """Optuna's tables, created under the same lock (Optuna creates them on first use, and
+    two first uses at once collide)."""
+    from sqlalchemy import inspect
+
+    if inspect(engine).has_table("studies"):
+        return
+    import optuna
+
+    storage = optuna.storages.RDBStorage(url)
+    storage.engine.dispose()
 
 
 def record_model(storage: str, **fields: Any) -> ModelRecord:

@@ -38,11 +38,17 @@ def driver(url: str, cifar_dir: Path, study: str, trials: int, config: Path, *ex
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str,
+             proc: subprocess.Popen[str] | None = None) -> None:
+    """Poll `predicate`; fail at once, with its stderr, if `proc` ends first."""
     end = time.time() + timeout
     while time.time() < end:
         if predicate():
             return
+        if proc is not None and proc.poll() is not None:
+            _, err = proc.communicate()
+            raise AssertionError(f"the driver exited ({proc.returncode}) before {what}: "
+                                 f"{err[-3000:]}")
         time.sleep(0.3)
     raise AssertionError(f"timed out waiting for {what}")
 
