@@ -147,10 +147,12 @@ def test_cpu_compare_gives_every_model_the_same_seconds(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Without --preset on a CPU machine the budget is cpu-compare: time, not epochs. Here
-    2 s each (--time-budget) on a 512-image subset: both stop on the clock, not the cap."""
+    2 s each (--time-budget) on a 512-image subset with an epoch cap no model reaches in
+    2 s: both stop on the clock."""
     url = f"sqlite:///{tmp_path / 'nas.db'}"
     code = main(["baselines", "--arch", "lenet5,mobilenet-v2", "--time-budget", "2",
-                 "--subset", "512", "--data", str(_cifar_dir()), "--out", str(tmp_path / "runs"),
+                 "--epochs", "100000", "--subset", "512",  # an epoch cap the clock beats
+                 "--data", str(_cifar_dir()), "--out", str(tmp_path / "runs"),
                  "--storage", url, "--json"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
