@@ -9,24 +9,14 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import _postgres_database
 from faultkit import check_consistent, driver, record, states, write_config
 from sqlalchemy import create_engine, text
 
 pytestmark = pytest.mark.slow
 TRIALS = 200
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def load_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'nas.db'}"
-    else:
-        yield from _postgres_database()
 
 
 def _rss_kib(pid: int) -> int:
@@ -48,15 +38,15 @@ def _database_bytes(url: str) -> int:
         engine.dispose()
 
 
-def test_two_hundred_stub_trials(load_url: str, cifar_dir: Path, tmp_path: Path) -> None:
+def test_two_hundred_stub_trials(db_url: str, cifar_dir: Path, tmp_path: Path) -> None:
     config = write_config(tmp_path / "search.json")
-    proc = driver(load_url, cifar_dir, "load", TRIALS, config, sampler="tpe",
+    proc = driver(db_url, cifar_dir, "load", TRIALS, config, sampler="tpe",
                   env={"NAS_FAULT_STUB_TRAIN": "0.005"})
     samples: list[tuple[int, int]] = []  # (finished trials, driver RSS KiB)
     try:
         while proc.poll() is None:
             with contextlib.suppress(Exception):
-                done = states(load_url, "load").get("COMPLETE", 0)
+                done = states(db_url, "load").get("COMPLETE", 0)
                 samples.append((done, _rss_kib(proc.pid)))
             time.sleep(1.0)
         _, err = proc.communicate(timeout=30)
@@ -64,7 +54,7 @@ def test_two_hundred_stub_trials(load_url: str, cifar_dir: Path, tmp_path: Path)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 0, err[-3000:]
-    trials = check_consistent(load_url, "load", TRIALS)
+    trials = check_consistent(db_url, "load", TRIALS)
     starts = min(t.started_at for t in trials)
     ends = max(t.finished_at for t in trials if t.finished_at)
     seconds = (ends - starts).total_seconds()
@@ -72,14 +62,14 @@ def test_two_hundred_stub_trials(load_url: str, cifar_dir: Path, tmp_path: Path)
     late = [rss for done, rss in samples if done >= TRIALS - 20 and rss]
     assert early and late, samples[:5]
     growth_mib = (max(late) - min(early)) / 1024
-    backend = load_url.split(":", 1)[0].split("+", 1)[0]
+    backend = db_url.split(":", 1)[0].split("+", 1)[0]
     figures = {
         "trials": TRIALS, "seconds": round(seconds, 1),
         "trials_per_s": round(TRIALS / seconds, 2),
         "driver_rss_mib_after_20": round(min(early) / 1024, 1),
         "driver_rss_mib_at_end": round(max(late) / 1024, 1),
         "driver_growth_mib_per_100_trials": round(growth_mib * 100 / (TRIALS - 40), 2),
-        "database_bytes": _database_bytes(load_url),
+        "database_bytes": _database_bytes(db_url),
     }
     record(f"load {backend}", figures)
     # Bounds with a wide margin, so a slow machine passes and a leak does not: the driver
