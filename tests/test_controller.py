@@ -11,6 +11,7 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.trial import TrialState
+from sqlalchemy.exc import OperationalError
 
 from nas.config import SearchConfig, make_config, resume_config
 from nas.controller import Controller, cost_violation, network_cost, trial_seed
@@ -223,3 +224,47 @@ def test_controller_refuses_other_objectives_on_same_study(tmp_path: Path) -> No
         Controller(url, SearchConfig(study="d", objectives=("val_accuracy", "params")),
                    epochs=1)
 
+
+
+def _drop_connection_on_call(monkeypatch: pytest.MonkeyPatch, controller: Controller,
+                             call: int) -> None:
+    """The server drops the connection on the `call`-th decision Optuna writes."""
+    real = controller.storage._set_trial_param  # what Optuna writes each decision with
+    calls = {"n": 0}
+
+    def flaky(*args: object) -> None:
+        calls["n"] += 1
+        if calls["n"] == call:
+            raise OperationalError("INSERT INTO trial_params", {},
+                                   Exception("server closed the connection unexpectedly"))
+        real(*args)
+
+    monkeypatch.setattr(controller.storage, "_set_trial_param", flaky)
+
+
+def test_an_interrupted_ask_leaves_no_trial_running(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Optuna had created the trial when the database went away: the retried ask FAILs
+    that half-written trial rather than leaving it RUNNING with nobody to finish it."""
+    controller = Controller(f"sqlite:///{tmp_path / 'o.db'}",
+                            SearchConfig(study="o", sampler="random", seed=3), epochs=1)
+    _drop_connection_on_call(monkeypatch, controller, 7)
+    candidate = controller.ask()
+    states = {t.number: t.state for t in controller.study.get_trials()}
+    assert states == {0: TrialState.FAIL, 1: TrialState.RUNNING} and candidate.number == 1
+    assert len(candidate.trial.params) == 50
+    controller.tell(candidate.number, TrialState.COMPLETE, [0.5])
+    assert controller.running() == [] and controller.finished() == 1
+
+
+def test_an_interrupted_ask_of_a_queued_retry_queues_it_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = f"sqlite:///{tmp_path / 'q.db'}"
+    config = SearchConfig(study="q", sampler="random", seed=4)
+    dead = Controller(url, config, epochs=1).ask()  # its driver dies: trial 0 stays RUNNING
+    controller = Controller(url, config, epochs=1)
+    controller.requeue(controller.running()[0])
+    _drop_connection_on_call(monkeypatch, controller, 3)
+    retry = controller.ask()
+    assert retry.retry_of == dead.number and retry.key == dead.key
+    assert [t.number for t in controller.running()] == [retry.number]
