@@ -4,40 +4,5 @@ SQLAlchemy 2 ORM, schema through Alembic (migrated on open), SQLite (WAL) by def
 PostgreSQL through `postgresql+psycopg://`. Callers get plain records, never ORM rows.
 """
 
-from nas.db.store import (
-    FINISHED,
-    STATES,
-    Database,
-    DatabaseError,
-    EpochRecord,
-    ModelRecord,
-    SearchRecord,
-    StudyExists,
-    TrialOutcome,
-    TrialRecord,
-    host_name,
-    normalize_url,
-    open_database,
-    package_version,
-    record_model,
-    redact,
-)
-
-__all__ = [
-    "FINISHED",
-    "STATES",
-    "Database",
-    "DatabaseError",
-    "EpochRecord",
-    "ModelRecord",
-    "SearchRecord",
-    "StudyExists",
-    "TrialOutcome",
-    "TrialRecord",
-    "host_name",
-    "normalize_url",
-    "open_database",
-    "package_version",
-    "record_model",
-    "redact",
-]
+from nas.db.store import *  # noqa: F403  (the public names are store's __all__)
+from nas.db.store import __all__ as __all__
