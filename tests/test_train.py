@@ -20,6 +20,7 @@ from workers.train import (
     evaluate,
     lr_at,
     measure_formats,
+    nhwc_hazard,
     train,
 )
 
@@ -153,6 +154,22 @@ def test_measured_formats_and_benchmark(data: Cifar10) -> None:
     assert report["images_per_s"] > 0 and report["model_only_images_per_s"] > 0
     assert report["ratio"] == pytest.approx(
         report["images_per_s"] / report["model_only_images_per_s"])
+
+
+def test_channels_last_is_refused_where_onednn_corrupts_memory(data: Cifar10) -> None:
+    """ResNet-18 at width 1/16 has stride-2 1x1 convolutions over 4 channels; trained
+    channels_last on an AVX2 CPU it crashed the process (oneDNN issue #6035). The trainer
+    keeps such a model contiguous; the presets' networks keep channels_last."""
+    assert not nhwc_hazard(tiny())  # its strided 1x1 convolutions see 12 channels
+    assert not nhwc_hazard(get_arch("nasnet-a").build(layout="cifar", cells=1, filters=96))
+    torch.manual_seed(0)
+    narrow = get_arch("resnet18").build(layout="cifar", width=1 / 16)
+    assert nhwc_hazard(narrow)
+    config = TrainConfig(**{**FAST.to_dict(), "channels_last": True})
+    result = train(narrow, data.train, data.val, config)
+    assert result.settings["channels_last"] is False and math.isfinite(result.accuracy)
+    chosen = measure_formats(tiny(), 32, torch.device("cpu"), steps=2, channels_last=False)
+    assert chosen[0] is False
 
 
 def test_presets_cover_the_five_purposes() -> None:

@@ -152,14 +152,47 @@ def lr_at(step: float, total: float, warmup: float, peak: float) -> float:
 _CHOICES: dict[tuple[Any, ...], tuple[bool, bool]] = {}
 
 
+def nhwc_hazard(model: nn.Module) -> bool:
+    """True when training `model` channels_last on a CPU would corrupt memory.
+
+    oneDNN's AVX2 backward-weights kernel for a stride-2 1x1 convolution over fewer than 8
+    input channels (nhwc) writes past its workspace: a segfault, heap corruption or a hang,
+    or silently wrong gradients (oneDNN issue #6035; seen with torch 2.14.1 on an AMD EPYC).
+    Tiny networks (F=24 gives 6-channel cells) and 1/16-width baselines have such
+    convolutions; the presets' networks do not.
+    """
+    return any(isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1) and m.stride != (1, 1)
+               and m.in_channels // m.groups < 8 for m in model.modules())
+
+
+def choose_formats(model: nn.Module, config: TrainConfig, device: torch.device,
+                   image_size: int) -> tuple[bool, bool]:
+    """(channels_last, bf16) for a run: what the config says, else True on CUDA and the
+    faster by measurement on CPU; never channels_last on CPU where `nhwc_hazard` holds."""
+    if device.type == "cuda":
+        return (True if config.channels_last is None else config.channels_last,
+                True if config.bf16 is None else config.bf16)
+    allow_cl = not nhwc_hazard(model)
+    channels_last = config.channels_last if allow_cl else False
+    bf16 = config.bf16
+    if channels_last is None or bf16 is None:
+        cl_m, bf_m = measure_formats(model, config.batch_size, device, image_size,
+                                     channels_last=allow_cl)
+        channels_last = cl_m if channels_last is None else channels_last
+        bf16 = bf_m if bf16 is None else bf16
+    return channels_last, bf16
+
+
 def measure_formats(model: nn.Module, batch_size: int, device: torch.device,
-                    image_size: int = 32, steps: int = 3) -> tuple[bool, bool]:
-    """(channels_last, bf16) that make a training step fastest on this CPU, by timing them.
+                    image_size: int = 32, steps: int = 3,
+                    channels_last: bool = True) -> tuple[bool, bool]:
+    """(channels_last, bf16) that make a training step fastest on this CPU, by timing them
+    (channels_last only tried when `channels_last`).
 
     The model's weights are restored afterwards; the answer is remembered for this process.
     """
     key = (type(model).__name__, sum(p.numel() for p in model.parameters()), batch_size,
-           str(device), torch.get_num_threads())
+           str(device), torch.get_num_threads(), channels_last)
     if key in _CHOICES:
         return _CHOICES[key]
     state = {k: v.clone() for k, v in model.state_dict().items()}
@@ -169,7 +202,7 @@ def measure_formats(model: nn.Module, batch_size: int, device: torch.device,
     x = torch.randn(n, 3, image_size, image_size, device=device)
     y = torch.randint(0, 10, (n,), device=device)
     best, best_time = (False, False), math.inf
-    for cl in (False, True):
+    for cl in (False, True) if channels_last else (False,):
         for bf in (False, True):
             model.to(memory_format=torch.channels_last if cl else torch.contiguous_format)
             xi = x.contiguous(memory_format=torch.channels_last) if cl else x
@@ -250,17 +283,8 @@ def train(
     if len(evaluate) < 1:
         raise TrainError("the evaluation split is empty")
     model.to(device)
-    if device.type == "cuda":
-        channels_last = True if config.channels_last is None else config.channels_last
-        bf16 = True if config.bf16 is None else config.bf16
-    else:
-        channels_last, bf16 = config.channels_last, config.bf16
-        if channels_last is None or bf16 is None:
-            size = int(train.x.shape[-1])
-            measured = measure_formats(model, config.batch_size, device, size)
-            channels_last = measured[0] if channels_last is None else channels_last
-            bf16 = measured[1] if bf16 is None else bf16
-        torch.manual_seed(config.seed)  # the measurement must not change what follows
+    channels_last, bf16 = choose_formats(model, config, device, int(train.x.shape[-1]))
+    torch.manual_seed(config.seed)  # a measurement must not change what follows
     if channels_last:
         model.to(memory_format=torch.channels_last)
     x_all = train.x.to(device)
@@ -404,13 +428,7 @@ def benchmark(model: nn.Module, split: Split, config: TrainConfig, steps: int = 
         raise TrainError(f"batch size {config.batch_size} is larger than the {len(split)} "
                          "images available")
     model.to(device).train()
-    channels_last = config.channels_last if config.channels_last is not None else (
-        device.type == "cuda")
-    bf16 = config.bf16 if config.bf16 is not None else device.type == "cuda"
-    if device.type == "cpu" and (config.channels_last is None or config.bf16 is None):
-        cl_m, bf_m = measure_formats(model, config.batch_size, device, int(split.x.shape[-1]))
-        channels_last = cl_m if config.channels_last is None else channels_last
-        bf16 = bf_m if config.bf16 is None else bf16
+    channels_last, bf16 = choose_formats(model, config, device, int(split.x.shape[-1]))
     if channels_last:
         model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, config)

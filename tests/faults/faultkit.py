@@ -85,7 +85,8 @@ def check_consistent(url: str, study: str, finished: int) -> list[TrialRecord]:
     done = [t for t in trials if t.state in ("COMPLETE", "PRUNED")]
     assert len(done) == finished, [(t.number, t.state, t.error) for t in trials]
     assert not [t for t in trials if t.state == "RUNNING"]
-    assert optuna_states(url, study).get("RUNNING", 0) == 0
+    optuna_counts = optuna_states(url, study)
+    assert optuna_counts.get("RUNNING", 0) == 0, (optuna_counts, [t.number for t in trials])
     numbers = [t.number for t in trials]
     assert len(numbers) == len(set(numbers))
     trained = [t.key for t in done if t.duplicate_of is None]
