@@ -101,8 +101,7 @@ class Controller:
                 f"the config asks for {list(config.objectives)}"
             )
         self.space = search_space()
-        self._issued: set[int] = set()  # asked here, not yet told
-        self._ask_interrupted = False
+        self._half_asked: int | None = None  # a trial created, its decisions not all written
 
     @property
     def multi_objective(self) -> bool:
@@ -111,16 +110,19 @@ class Controller:
     def ask(self) -> Candidate:
         """Sample the next candidate (a queued retry first, if any).
 
-        Optuna creates the trial (RUNNING) before it writes the 50 decisions; a database
-        that goes away in between leaves a RUNNING trial nobody holds. The retry of an
-        interrupted ask fails such orphans first, so no trial stays RUNNING for ever.
+        Optuna creates the trial (RUNNING) before it writes the 50 decisions, one at a
+        time; a database that goes away in between leaves a RUNNING trial nobody holds.
+        The retry of such an ask first FAILs that half-made trial (a queued retry goes
+        back in the queue), so it does not stay RUNNING for ever.
         """
-        if self._ask_interrupted:
-            self._fail_orphans()
-        self._ask_interrupted = True
-        trial = self.study.ask(self.space)
-        self._ask_interrupted = False
-        self._issued.add(trial.number)
+        if self._half_asked is not None:
+            self._fail_half_asked(self._half_asked)
+            self._half_asked = None
+        trial = self.study.ask()
+        self._half_asked = trial.number
+        for name, distribution in self.space.items():  # what study.ask(space) does, in order
+            trial.suggest_categorical(name, distribution.choices)
+        self._half_asked = None
         genotype = genotype_from_params(trial.params)
         retry_of = trial.user_attrs.get(RETRY_OF)
         return Candidate(trial, genotype, trial_seed(self.config.seed, trial.number), retry_of)
@@ -143,21 +145,16 @@ class Controller:
             self.study.tell(number, values, skip_if_finished=True)
         else:
             self.study.tell(number, state=state, skip_if_finished=True)
-        self._issued.discard(number)
 
-    def _fail_orphans(self) -> None:
-        """FAIL the RUNNING trials an interrupted ask created (the study is this driver's
-        alone, so a RUNNING trial it did not hand out is one); a queued retry goes back in
-        the queue."""
-        for frozen in self.running():
-            if frozen.number in self._issued:
-                continue
-            self.tell(frozen.number, TrialState.FAIL,
-                      reason="the database went away while the trial was being sampled")
-            fixed = frozen.system_attrs.get("fixed_params")
-            if fixed and frozen.user_attrs.get(RETRY_OF) is not None:
-                self.study.enqueue_trial(fixed, user_attrs={RETRY_OF: frozen.user_attrs[RETRY_OF]},
-                                         skip_if_exists=False)
+    def _fail_half_asked(self, number: int) -> None:
+        frozen = self.storage.get_trial(self._trial_id(number))
+        self.tell(number, TrialState.FAIL,
+                  reason="the database went away while the trial was being sampled")
+        fixed = frozen.system_attrs.get("fixed_params")
+        retry_of = frozen.user_attrs.get(RETRY_OF)
+        if fixed and retry_of is not None:  # a queued retry: queue it again
+            self.study.enqueue_trial(fixed, user_attrs={RETRY_OF: retry_of},
+                                     skip_if_exists=False)
 
     def _trial_id(self, number: int) -> int:
         return self.storage.get_trial_id_from_study_id_trial_number(
