@@ -17,7 +17,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, func, select, text, update
+from sqlalchemy import Engine, create_engine, event, func, inspect, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -581,8 +581,6 @@ def _schema_lock(engine: Engine, sqlite_path: str | None) -> Iterator[None]:
 def _create_optuna_schema(engine: Engine, url: str) -> None:
     """Optuna's tables, created under the same lock (Optuna creates them on first use, and
     two first uses at once collide)."""
-    from sqlalchemy import inspect
-
     if inspect(engine).has_table("studies"):
         return
     import optuna
