@@ -128,4 +128,7 @@ class ModelRow(Base):
     params: Mapped[int | None] = mapped_column(BigInteger)
     mult_adds: Mapped[int | None] = mapped_column(BigInteger)
     checkpoint: Mapped[str | None] = mapped_column(Text)
+    card_json: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # the model card
+    # made by the client before the insert, so a retried insert finds its own row
+    model_uid: Mapped[str | None] = mapped_column(String(36), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
