@@ -1,6 +1,8 @@
 """The `nas` command: a thin layer over functions in this package that tests call directly.
 
 Exit codes: 0 success, 2 bad input (one line on stderr, never a traceback), 1 anything else.
+Every command imports what it needs inside its body: `nas --help`, `nas status` and
+`nas leaderboard` load neither torch nor ray.
 """
 
 from __future__ import annotations
@@ -9,7 +11,6 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
 from typing import Any
 
@@ -17,18 +18,14 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from nas.errors import BadInput
-from nas.refs import resolve_ref
-from search_spaces import ConfigError, GenotypeError, UnknownModelError, list_models
+from nas.errors import BadInput, InputError
+from search_spaces.errors import DISTRIBUTION
 
 console = Console(stderr=False)
 
 LAYOUT = click.Choice(["cifar", "imagenet"])
-
-
-def default_storage() -> str:
-    """`--storage` default: env NAS_STORAGE, else an SQLite file in the working directory."""
-    return os.environ.get("NAS_STORAGE") or "sqlite:///nas.db"
+PATH = click.Path(path_type=Path)
+DEFAULT_STORAGE = "sqlite:///nas.db"
 
 
 def print_json(data: Any) -> None:
@@ -36,52 +33,87 @@ def print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
 
 
-def bad_input_on(*errors: type[Exception]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Turn library validation errors into BadInput so the CLI exits 2 with one line."""
-
-    def wrap(func: Callable[..., Any]) -> Callable[..., Any]:
-        @wraps(func)
-        def inner(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return func(*args, **kwargs)
-            except errors as exc:
-                raise BadInput(str(exc)) from None
-
-        return inner
-
-    return wrap
+def wide_console() -> Console:
+    """A pipe gets a wide table rather than one squeezed into 80 columns."""
+    return console if console.is_terminal else Console(width=180)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="nas")
+@click.version_option(package_name=DISTRIBUTION)
 def cli() -> None:
     """Neural architecture search: NASNet cells, Optuna controller, Ray workers, SQL results."""
 
 
-def json_option(func: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")(func)
+# -- options: each written once, shared by every command that takes it ----------------------
+
+OPTIONS: dict[str, Callable[[Callable[..., Any]], Callable[..., Any]]] = {
+    "storage": click.option(
+        "--storage", envvar="NAS_STORAGE", default=DEFAULT_STORAGE, show_default=True,
+        show_envvar=True, help="Database URL."),
+    "json": click.option("--json", "as_json", is_flag=True, help="Print one JSON document."),
+    "layout": click.option("--layout", type=LAYOUT, default="cifar", show_default=True),
+    "cifar-layout": click.option("--layout", type=click.Choice(["cifar"]), default="cifar",
+                                 show_default=True),
+    "cells": click.option("--cells", type=int, help="N: normal cells per stack (cell networks)."),
+    "filters": click.option("--filters", type=int, help="F: channels of the penultimate layer."),
+    "width": click.option("--width", type=float, help="Width multiplier (baselines)."),
+    "image-size": click.option("--image-size", type=int, help="Input side in pixels."),
+    "classes": click.option("--classes", "num_classes", type=int, help="Number of classes."),
+    "epochs": click.option("--epochs", type=int, help="Training epochs (overrides the preset)."),
+    "batch-size": click.option("--batch-size", type=int,
+                               help="Images per step (overrides the preset)."),
+    "subset": click.option("--subset", type=int, help="Train on this many training images."),
+    "max-steps": click.option("--max-steps", type=int,
+                              help="Stop after this many optimizer steps."),
+    "time-budget": click.option(
+        "--time-budget", type=float,
+        help="Seconds of training; the schedule follows the clock, --epochs is a cap."),
+    "seed": click.option("--seed", type=int,
+                         help="Seed for initialisation, order and augmentation."),
+    "data": click.option("--data", type=PATH, default=None,
+                         help="CIFAR-10 directory (default: env NAS_DATA_DIR)."),
+    "out": click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+                        default=Path("runs"), show_default=True,
+                        help="Directory for the checkpoints."),
+    "ray-address": click.option("--ray-address",
+                                help="Join this Ray cluster (default: start a local one)."),
+    "workers": click.option("--workers", type=int, help="K: Ray Train workers (DDP processes)."),
+    "gpus-per-worker": click.option("--gpus-per-worker", type=float,
+                                    help="G: GPUs per worker (0: CPU, gloo)."),
+    "study": click.option("--study", help="Study name (default: the most recent)."),
+}
+SIZE = ("layout", "cells", "filters", "image-size", "classes", "width")
 
 
-def size_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """The options that size a network, shared by inspect, export and friends."""
-    for option in reversed(
-        [
-            click.option("--layout", type=LAYOUT, default="cifar", show_default=True),
-            click.option("--cells", type=int, help="N: normal cells per stack."),
-            click.option("--filters", type=int, help="F: channels of the penultimate layer."),
-            click.option("--image-size", type=int, help="Input side in pixels."),
-            click.option("--classes", "num_classes", type=int, help="Number of classes."),
-            click.option("--width", type=float, help="Width multiplier (baselines)."),
-        ]
-    ):
-        func = option(func)
-    return func
+def options(*names: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Apply the shared options `names` (shown in that order by --help)."""
+
+    def apply(func: Callable[..., Any]) -> Callable[..., Any]:
+        for name in reversed(names):
+            func = OPTIONS[name](func)
+        return func
+
+    return apply
+
+
+def given(values: dict[str, Any]) -> dict[str, Any]:
+    """The options the user set (None means "the preset decides")."""
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def resolve(ref: str, storage: str) -> Any:
+    """REF -> Arch; imports torch, so only commands that build a network call it."""
+    from nas.refs import resolve_ref
+
+    return resolve_ref(ref, storage)
 
 
 @cli.command("list")
-@json_option
+@options("json")
 def list_cmd(as_json: bool) -> None:
     """Registered architectures: published genotypes and hand-designed baselines."""
+    from search_spaces import list_models
+
     rows = [{"name": arch.name, "kind": arch.kind} for arch in list_models()]
     if as_json:
         print_json(rows)
@@ -94,16 +126,12 @@ def list_cmd(as_json: bool) -> None:
 
 @cli.command()
 @click.argument("ref")
-@size_options
-@click.option("--storage", default=None, help="Database URL (for STUDY:N refs).")
-@json_option
-@bad_input_on(ConfigError, GenotypeError, UnknownModelError)
-def inspect(ref: str, storage: str | None, as_json: bool, **size: Any) -> None:
+@options(*SIZE, "storage", "json")
+def inspect(ref: str, storage: str, as_json: bool, **size: Any) -> None:
     """Build REF's network and count its parameters and mult-adds."""
     from nas.inspect import inspect_arch
 
-    arch = resolve_ref(ref, storage or default_storage())
-    result = inspect_arch(arch, **size)
+    result = inspect_arch(resolve(ref, storage), **size)
     if as_json:
         print_json(result)
         return
@@ -117,14 +145,12 @@ def inspect(ref: str, storage: str | None, as_json: bool, **size: Any) -> None:
 @click.argument("ref")
 @click.option("--diagram", type=click.Path(dir_okay=False, path_type=Path),
               help="Write a drawing of both cells (.png or .svg).")
-@click.option("--storage", default=None, help="Database URL (for STUDY:N refs).")
-@json_option
-@bad_input_on(ConfigError, GenotypeError, UnknownModelError)
-def show(ref: str, diagram: Path | None, storage: str | None, as_json: bool) -> None:
+@options("storage", "json")
+def show(ref: str, diagram: Path | None, storage: str, as_json: bool) -> None:
     """Show REF's genotype, its cost, and (with --diagram) a drawing of both cells."""
     from nas.inspect import genotype_table, inspect_arch
 
-    arch = resolve_ref(ref, storage or default_storage())
+    arch = resolve(ref, storage)
     if arch.genotype is None:
         raise BadInput(f"{ref} is a baseline, not a cell genotype; try `nas inspect {ref}`")
     if diagram is not None:
@@ -147,25 +173,23 @@ def show(ref: str, diagram: Path | None, storage: str | None, as_json: bool) -> 
 
 @cli.command("export")
 @click.argument("ref")
-@click.option("--out", required=True, type=click.Path(path_type=Path),
+@click.option("--out", required=True, type=PATH,
               help="Directory to write <name>.py, genotype.json and the rest into.")
 @click.option("--weights", type=click.Path(dir_okay=False, path_type=Path),
               help="Checkpoint from nas train/transfer; its description sizes the network.")
-@size_options
+@options(*SIZE)
 @click.option("--onnx", is_flag=True, help="Also write <name>.onnx (dynamic batch size).")
 @click.option("--force", is_flag=True, help="Write into a non-empty --out directory.")
-@click.option("--storage", default=None, help="Database URL (for STUDY:N refs).")
-@json_option
-@bad_input_on(ConfigError, GenotypeError, UnknownModelError)
+@options("storage", "json")
 def export_cmd(ref: str, out: Path, weights: Path | None, layout: str | None, onnx: bool,
-               force: bool, storage: str | None, as_json: bool, **size: Any) -> None:
+               force: bool, storage: str, as_json: bool, **size: Any) -> None:
     """Write REF as a stand-alone module that needs only torch, plus weights and ONNX."""
     from nas.export import run_export
 
     if click.get_current_context().get_parameter_source("layout").name == "DEFAULT":
         layout = None  # unset: the checkpoint (or the cifar default) decides
-    result = run_export(ref, out, storage=storage or default_storage(), weights=weights,
-                        onnx=onnx, force=force, layout=layout, **size)
+    result = run_export(ref, out, storage=storage, weights=weights, onnx=onnx, force=force,
+                        layout=layout, **size)
     if as_json:
         print_json(result)
         return
@@ -192,26 +216,21 @@ def export_cmd(ref: str, out: Path, weights: Path | None, layout: str | None, on
 @click.option("--max-mult-adds", type=int, help="Prune candidates with more mult-adds.")
 @click.option("--gpus-per-trial", type=float, help="GPUs per trial (fractions allowed).")
 @click.option("--cpus-per-trial", type=float, help="CPUs per trial (default 1).")
-@click.option("--ray-address", help="Join this Ray cluster (default: start a local one).")
+@options("ray-address")
 @click.option("--seed", type=int, help="Study seed; trial seeds derive from it.")
 @click.option("--data", help="CIFAR-10 directory (default: env NAS_DATA_DIR).")
 @click.option("--resume", is_flag=True, help="Continue an existing study.")
-@click.option("--storage", default=None, help="Database URL (default: env NAS_STORAGE).")
-@json_option
-def search(config_file: Path | None, resume: bool, storage: str | None, as_json: bool,
+@options("storage", "json")
+def search(config_file: Path | None, resume: bool, storage: str, as_json: bool,
            **flags: Any) -> None:
     """Search the NASNet cell space until the study holds N finished trials."""
-    from nas.config import make_config
+    from nas.config import make_config, read_config_file
     from nas.search import run_search
 
-    given = {k: v for k, v in flags.items() if v is not None}
-    config = make_config(config_file, **given)
-    explicit = set(given)
-    if config_file is not None:
-        from nas.config import read_config_file
-
-        explicit |= set(read_config_file(config_file))
-    summary = run_search(config, storage or default_storage(), resume=resume, explicit=explicit)
+    flags = given(flags)
+    config = make_config(config_file, **flags)
+    explicit = set(flags) | (set(read_config_file(config_file)) if config_file else set())
+    summary = run_search(config, storage, resume=resume, explicit=explicit)
     if as_json:
         print_json(summary.to_dict())
         return
@@ -225,11 +244,11 @@ def search(config_file: Path | None, resume: bool, storage: str | None, as_json:
                       f"(`nas show {summary.study}:best`)")
 
 
-def _open_for_reading(storage: str | None) -> Any:
+def _open_for_reading(storage: str) -> Any:
     from nas.db import DatabaseError, open_database
 
     try:
-        return open_database(storage or default_storage(), create=False)
+        return open_database(storage, create=False)
     except DatabaseError as exc:
         raise BadInput(str(exc)) from None
 
@@ -249,13 +268,10 @@ def _pick_search(db: Any, study: str | None) -> Any:
 
 
 @cli.command()
-@click.option("--study", help="Study name (default: the most recent).")
-@click.option("--storage", default=None, help="Database URL (default: env NAS_STORAGE).")
-@json_option
-def status(study: str | None, storage: str | None, as_json: bool) -> None:
+@options("study", "storage", "json")
+def status(study: str | None, storage: str, as_json: bool) -> None:
     """Trials by state, best so far, elapsed time, and whether a driver is running it."""
-    from nas.db import STATES
-    from nas.search import lock_holder
+    from nas.db import STATES, lock_holder
 
     db = _open_for_reading(storage)
     try:
@@ -294,11 +310,10 @@ def status(study: str | None, storage: str | None, as_json: bool) -> None:
 
 
 @cli.command()
-@click.option("--study", help="Study name (default: the most recent).")
+@options("study")
 @click.option("--top", type=click.IntRange(min=1), default=10, show_default=True)
-@click.option("--storage", default=None, help="Database URL (default: env NAS_STORAGE).")
-@json_option
-def leaderboard(study: str | None, top: int, storage: str | None, as_json: bool) -> None:
+@options("storage", "json")
+def leaderboard(study: str | None, top: int, storage: str, as_json: bool) -> None:
     """Best finished trials: COMPLETE by validation accuracy, then PRUNED."""
     db = _open_for_reading(storage)
     try:
@@ -337,12 +352,12 @@ def leaderboard(study: str | None, top: int, storage: str | None, as_json: bool)
 
 
 @cli.command("wait-db")
-@click.option("--storage", default=None, help="Database URL (default: env NAS_STORAGE).")
+@options("storage")
 @click.option("--attempts", type=click.IntRange(min=1), default=10, show_default=True,
               envvar="NAS_DB_WAIT_ATTEMPTS", help="Connection attempts before giving up.")
 @click.option("--delay", type=click.FloatRange(min=0), default=1.0, show_default=True,
               envvar="NAS_DB_WAIT_DELAY", help="First wait in seconds; doubles, at most 30.")
-def wait_db(storage: str | None, attempts: int, delay: float) -> None:
+def wait_db(storage: str, attempts: int, delay: float) -> None:
     """Wait until the database accepts connections (containers start in any order).
 
     Exit 0 once it does, 2 for a wrong URL, user, password or database, 1 when the attempts
@@ -350,8 +365,7 @@ def wait_db(storage: str | None, attempts: int, delay: float) -> None:
     """
     from nas.wait import wait_for_database
 
-    wait_for_database(storage or default_storage(), attempts, delay,
-                      log=lambda line: click.echo(line, err=True))
+    wait_for_database(storage, attempts, delay, log=lambda line: click.echo(line, err=True))
 
 
 def _print_epoch(item: dict[str, Any]) -> None:
@@ -367,32 +381,20 @@ def _print_epoch(item: dict[str, Any]) -> None:
 
 @cli.command("transfer")
 @click.argument("ref")
-@click.option("--data", type=click.Path(path_type=Path),
+@click.option("--data", type=PATH,
               help="ImageFolder with train/<class>/* and val/<class>/* (e.g. Imagenette).")
 @click.option("--preset", help="Transfer preset (default: cpu-transfer, gpu-mobile with a GPU).")
-@click.option("--cells", type=int, help="N: normal cells per stack (cell networks).")
-@click.option("--filters", type=int, help="F: channels of the penultimate layer.")
-@click.option("--image-size", type=int, help="Input side in pixels (ImageNet layout: >= 32).")
-@click.option("--width", type=float, help="Width multiplier (baselines).")
-@click.option("--epochs", type=int, help="Training epochs (overrides the preset).")
+@options("cells", "filters", "image-size", "width", "epochs")
 @click.option("--batch-size", type=int, help="Global batch size, split over the workers.")
 @click.option("--max-train-images", type=int, help="Train on a class-balanced subset.")
-@click.option("--workers", type=int, help="K: Ray Train workers (DDP processes).")
-@click.option("--gpus-per-worker", type=float, help="G: GPUs per worker (0: CPU, gloo).")
-@click.option("--seed", type=int, help="Seed for initialisation, order and augmentation.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs"),
-              show_default=True, help="Directory for the checkpoint.")
-@click.option("--ray-address", help="Join this Ray cluster (default: start a local one).")
-@click.option("--storage", default=None, help="Database URL (default: env NAS_STORAGE).")
-@json_option
-@bad_input_on(ConfigError, GenotypeError, UnknownModelError)
+@options("workers", "gpus-per-worker", "seed", "out", "ray-address", "storage", "json")
 def transfer_cmd(ref: str, data: Path | None, out: Path, ray_address: str | None,
-                 storage: str | None, as_json: bool, **options: Any) -> None:
+                 storage: str, as_json: bool, **flags: Any) -> None:
     """Train REF at the ImageNet layout with Ray Train on DATA/train, score top-1/5 on val."""
     from nas.transfer import transfer
 
-    row = transfer(ref, data, storage or default_storage(), out=out, ray_address=ray_address,
-                   on_epoch=_print_epoch, **{k: v for k, v in options.items() if v is not None})
+    row = transfer(ref, data, storage, out=out, ray_address=ray_address,
+                   on_epoch=_print_epoch, **given(flags))
     if as_json:
         print_json(row)
         return
@@ -404,31 +406,22 @@ def transfer_cmd(ref: str, data: Path | None, out: Path, ray_address: str | None
 
 
 @cli.command("baselines")
-@click.option("--layout", type=LAYOUT, default="cifar", show_default=True)
+@options("layout")
 @click.option("--arch", "archs", help="Comma-separated baselines, or all (default: the eight "
               "of the comparison: lenet5 … mobilenet-v2).")
 @click.option("--preset", help="The budget every model gets (CIFAR: a training preset such as "
               "cpu-compare (the default without a GPU); ImageNet: a transfer preset such as "
               "cpu-transfer).")
-@click.option("--epochs", type=int, help="Training epochs (overrides the preset).")
+@options("epochs")
 @click.option("--width-rule", help="preset, full, a width W, max-mult-adds=M or match=REF: one "
               "rule for every baseline.")
-@click.option("--subset", type=int, help="CIFAR: train on this many images.")
-@click.option("--max-steps", type=int, help="CIFAR: stop after this many optimizer steps.")
-@click.option("--time-budget", type=float, help="CIFAR: seconds of training for every model.")
-@click.option("--seed", type=int, help="The same seed for every model.")
-@click.option("--data", type=click.Path(path_type=Path),
+@options("subset", "max-steps", "time-budget", "seed")
+@click.option("--data", type=PATH,
               help="CIFAR-10 directory (default: env NAS_DATA_DIR) or, for --layout imagenet, "
                    "an ImageFolder with train/ and val/.")
-@click.option("--workers", type=int, help="ImageNet layout: Ray Train workers.")
-@click.option("--gpus-per-worker", type=float, help="ImageNet layout: GPUs per worker.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs"),
-              show_default=True, help="Directory for the checkpoints.")
-@click.option("--storage", default=None, help="Database URL (default: env NAS_STORAGE).")
-@json_option
-@bad_input_on(ConfigError, GenotypeError, UnknownModelError)
+@options("workers", "gpus-per-worker", "out", "storage", "json")
 def baselines_cmd(layout: str, archs: str | None, width_rule: str | None, out: Path,
-                  storage: str | None, as_json: bool, **options: Any) -> None:
+                  storage: str, as_json: bool, **flags: Any) -> None:
     """Train hand-designed baselines under the budget a chosen model gets; record each."""
     from nas.baselines_cmd import run_baselines
 
@@ -438,16 +431,14 @@ def baselines_cmd(layout: str, archs: str | None, width_rule: str | None, out: P
                    f"{row['params']:,} params, {row['mult_adds']:,} mult-adds, "
                    f"{row['train_seconds']:.0f}s", err=True)
 
-    rows, rule = run_baselines(layout, archs, width_rule, storage or default_storage(),
-                               out=out, on_model=done, on_epoch=_print_epoch,
-                               **{k: v for k, v in options.items() if v is not None})
+    rows, rule = run_baselines(layout, archs, width_rule, storage, out=out, on_model=done,
+                               on_epoch=_print_epoch, **given(flags))
     if as_json:
         print_json(rows)
         return
     from nas.compare import render_table
 
-    wide = console if console.is_terminal else Console(width=180)
-    wide.print(render_table([
+    wide_console().print(render_table([
         {"arch": r["arch"], "kind": "baseline", "layout": layout, "preset": r.get("preset"),
          "params": r["params"], "mult_adds": r["mult_adds"],
          "accuracy": r.get("test_accuracy", r.get("top1")), "top5": r.get("top5"),
@@ -462,14 +453,13 @@ def baselines_cmd(layout: str, archs: str | None, width_rule: str | None, out: P
               help="Write accuracy vs mult-adds (.png, .svg or .pdf).")
 @click.option("--all", "show_all", is_flag=True,
               help="Every model row, not only the newest per arch, layout and preset.")
-@click.option("--storage", default=None, help="Database URL (default: env NAS_STORAGE).")
-@json_option
-def compare_cmd(study: str | None, plot: Path | None, show_all: bool, storage: str | None,
+@options("storage", "json")
+def compare_cmd(study: str | None, plot: Path | None, show_all: bool, storage: str,
                 as_json: bool) -> None:
     """Searched cells vs published genotypes vs baselines: one table, and a plot."""
     from nas.compare import compare_rows, plot_compare, render_table
 
-    rows = compare_rows(storage or default_storage(), study=study, show_all=show_all)
+    rows = compare_rows(storage, study=study, show_all=show_all)
     if plot is not None:
         plot_compare(rows, plot)
     if as_json:
@@ -478,9 +468,7 @@ def compare_cmd(study: str | None, plot: Path | None, show_all: bool, storage: s
     if not rows:
         console.print("no trained models yet: run `nas train`, `nas baselines` or `nas transfer`")
         return
-    # a pipe gets a wide table rather than one squeezed into 80 columns
-    wide = console if console.is_terminal else Console(width=180)
-    wide.print(render_table(rows))
+    wide_console().print(render_table(rows))
     if plot is not None:
         console.print(f"plot written to {plot}")
 
@@ -490,29 +478,16 @@ def compare_cmd(study: str | None, plot: Path | None, show_all: bool, storage: s
 @click.option("--preset", default="cpu-final", show_default=True,
               help="Training preset: cpu-quick, cpu-compare, cpu-final, gpu-nasnet, "
                    "gpu-final.")
-@click.option("--layout", type=click.Choice(["cifar"]), default="cifar", show_default=True)
-@click.option("--cells", type=int, help="N: normal cells per stack (cell networks).")
-@click.option("--filters", type=int, help="F: channels of the penultimate layer.")
-@click.option("--epochs", type=int, help="Training epochs (overrides the preset).")
-@click.option("--batch-size", type=int, help="Images per step (overrides the preset).")
-@click.option("--subset", type=int, help="Train on this many of the training images.")
-@click.option("--max-steps", type=int, help="Stop after this many optimizer steps.")
-@click.option("--time-budget", type=float,
-              help="Seconds of training; the schedule follows the clock, --epochs is a cap.")
-@click.option("--seed", type=int, help="Seed for initialisation, order and augmentation.")
+@options("cifar-layout", "cells", "filters", "epochs", "batch-size", "subset", "max-steps",
+         "time-budget", "seed")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Directory for the checkpoint (default: ./checkpoints).")
-@click.option("--data", type=click.Path(path_type=Path), default=None,
-              help="CIFAR-10 directory (default: env NAS_DATA_DIR).")
-@click.option("--storage", default=None, help="Database URL (for STUDY:N refs).")
-@json_option
-@bad_input_on(ConfigError, GenotypeError, UnknownModelError)
-def train_cmd(ref: str, storage: str | None, as_json: bool, **options: Any) -> None:
+@options("data", "storage", "json")
+def train_cmd(ref: str, storage: str, as_json: bool, **flags: Any) -> None:
     """Train REF on CIFAR-10 (50,000 images), score on the test split, write a checkpoint."""
     from nas.train_cmd import print_train_result, run_with_progress
 
-    row = run_with_progress(ref, storage or default_storage(), console, show=not as_json,
-                            **options)
+    row = run_with_progress(ref, storage, console, show=not as_json, **flags)
     if as_json:
         print_json(row)
         return
@@ -527,22 +502,16 @@ def bench() -> None:
 @bench.command("train")
 @click.argument("ref")
 @click.option("--preset", default="cpu-quick", show_default=True, help="Training preset.")
-@click.option("--layout", type=click.Choice(["cifar"]), default="cifar", show_default=True)
-@click.option("--cells", type=int, help="N: normal cells per stack (cell networks).")
-@click.option("--filters", type=int, help="F: channels of the penultimate layer.")
+@options("cifar-layout", "cells", "filters")
 @click.option("--batch-size", type=int, help="Images per step (default: the preset's).")
 @click.option("--steps", type=int, default=5, show_default=True, help="Steps per repeat.")
 @click.option("--repeats", type=int, default=5, show_default=True, help="Repeats (median).")
-@click.option("--data", type=click.Path(path_type=Path), default=None,
-              help="CIFAR-10 directory (default: env NAS_DATA_DIR).")
-@click.option("--storage", default=None, help="Database URL (for STUDY:N refs).")
-@json_option
-@bad_input_on(ConfigError, GenotypeError, UnknownModelError)
-def bench_train(ref: str, storage: str | None, as_json: bool, **options: Any) -> None:
+@options("data", "storage", "json")
+def bench_train(ref: str, storage: str, as_json: bool, **flags: Any) -> None:
     """Images/s of the whole training step and of the model alone (median of repeats)."""
     from nas.train_cmd import run_bench
 
-    row = run_bench(ref, storage=storage or default_storage(), **options)
+    row = run_bench(ref, storage=storage, **flags)
     if as_json:
         print_json(row)
         return
@@ -552,11 +521,16 @@ def bench_train(ref: str, storage: str | None, as_json: bool, **options: Any) ->
         f"whole step {row['images_per_s']:.1f} img/s, model only "
         f"{row['model_only_images_per_s']:.1f} img/s, ratio {row['ratio']:.3f}")
 
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the CLI and map errors onto exit codes with one-line messages."""
+    """Entry point: run the CLI and map errors onto exit codes with one-line messages.
+
+    Every bad-input error of the libraries derives from `InputError`, so this is the one
+    place that turns them into exit code 2.
+    """
     try:
         cli.main(args=argv, prog_name="nas", standalone_mode=False)
-    except BadInput as exc:
+    except InputError as exc:
         click.echo(f"error: {exc}", err=True)
         return 2
     except click.exceptions.Exit as exc:

@@ -1,9 +1,18 @@
-"""Errors the CLI turns into exit codes: `BadInput` is the user's to fix (exit 2)."""
+"""Errors the CLI turns into exit codes: every `InputError` is the user's to fix (exit 2).
+
+`BadInput` is the service's own kind of it; library errors (an unknown architecture, a
+malformed genotype or config, missing data) derive from the same `InputError`, so `main()`
+catches them all in one place and no command needs its own translation.
+"""
 
 from __future__ import annotations
 
+from search_spaces.errors import InputError
 
-class BadInput(Exception):
+__all__ = ["BadInput", "InputError"]
+
+
+class BadInput(InputError):
     """Bad input: unknown REF, malformed genotype or config, missing data. Exit code 2.
 
     The message is one line that says what is wrong and how to fix it.

@@ -31,6 +31,7 @@ from nas.db import (
     StudyExists,
     TrialOutcome,
     host_name,
+    lock_holder,
     open_database,
     package_version,
 )
@@ -40,7 +41,6 @@ from search_spaces import ConfigError, GenotypeError, NetworkConfig
 from workers import faults
 
 HEARTBEAT_S = 5.0  # how often the driver refreshes its lock
-STALE_S = 30.0  # a lock not refreshed for this long belongs to a dead driver
 POLL_S = 0.1  # how long the loop waits for a result before serving epoch reports
 
 
@@ -181,30 +181,6 @@ def load_data(config: SearchConfig, settings: Settings) -> tuple[dict[str, Any],
 
 
 # -- the lock --------------------------------------------------------------------------------
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def lock_holder(search: SearchRecord) -> str | None:
-    """Who holds the study, if a live driver does: 'pid P on HOST, heartbeat Ns ago'."""
-    if search.driver_token is None or search.heartbeat_at is None:
-        return None
-    age = time.time() - search.heartbeat_at.timestamp()
-    if age > STALE_S:
-        return None
-    if search.driver_host == host_name() and search.driver_pid and not _pid_alive(
-        search.driver_pid
-    ):
-        return None  # same machine, process gone: it was killed
-    return f"pid {search.driver_pid} on {search.driver_host}, heartbeat {age:.0f}s ago"
 
 
 # -- the driver ------------------------------------------------------------------------------

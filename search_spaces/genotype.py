@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from search_spaces.errors import InputError
 from search_spaces.ops import OPS
 
 COMBINES: tuple[str, ...] = ("add", "concat")
@@ -19,7 +20,7 @@ NUM_BLOCKS = 5  # B in the NASNet search space
 MAX_BLOCKS = 32  # refuse absurd genotypes before they allocate anything
 
 
-class GenotypeError(ValueError):
+class GenotypeError(InputError):
     """A genotype that cannot be built; the message names the problem and the fix."""
 
 

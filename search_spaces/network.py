@@ -13,6 +13,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from search_spaces.errors import InputError
 from search_spaces.genotype import Cell, Genotype, GenotypeError
 from search_spaces.ops import OPS, FactorizedReduce, Identity, ReLUConvBN
 
@@ -22,7 +23,7 @@ LAYOUTS: tuple[str, ...] = ("cifar", "imagenet")
 MIN_IMAGE_SIZE = {"cifar": 8, "imagenet": 32}
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """A network configuration that cannot be built; the message says what would work."""
 
 

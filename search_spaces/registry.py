@@ -12,6 +12,7 @@ from typing import Any, Literal
 from torch import nn
 
 from search_spaces.baselines import BASELINES, baseline_defaults, build_baseline
+from search_spaces.errors import InputError
 from search_spaces.genotype import Genotype
 from search_spaces.network import LAYOUTS, ConfigError, NetworkConfig, build_network
 from search_spaces.published import PUBLISHED
@@ -25,7 +26,7 @@ DEFAULT_NETWORKS: dict[str, NetworkConfig] = {
 }
 
 
-class UnknownModelError(KeyError):
+class UnknownModelError(InputError, KeyError):
     """A name that is not registered."""
 
     def __str__(self) -> str:
