@@ -15,15 +15,16 @@ always work.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 import timm
 import torch
 import torchvision.models as tvm
 from torch import nn
 
+from search_spaces.baseline_specs import BASELINES, baseline_defaults
 from search_spaces.network import ConfigError
+
+__all__ = ["BASELINES", "LeNet5", "adapt_to_cifar", "baseline_defaults", "build_baseline",
+           "scale_width"]
 
 
 class LeNet5(nn.Module):
@@ -53,26 +54,15 @@ class LeNet5(nn.Module):
         return self.classifier(self.features(x))
 
 
-Constructor = Callable[[int], nn.Module]
-
-# name -> (constructor(num_classes), ImageNet-layout image size, ImageNet-layout classes)
-BASELINES: dict[str, tuple[Constructor, int, int]] = {
-    "lenet5": (lambda k: LeNet5(k), 32, 10),
-    "alexnet": (lambda k: tvm.alexnet(num_classes=k), 224, 1000),
-    "vgg16": (lambda k: tvm.vgg16(num_classes=k), 224, 1000),
-    "vgg19": (lambda k: tvm.vgg19(num_classes=k), 224, 1000),
-    "googlenet": (
-        lambda k: tvm.googlenet(num_classes=k, aux_logits=False, init_weights=True), 224, 1000
-    ),
-    "resnet18": (lambda k: tvm.resnet18(num_classes=k), 224, 1000),
-    "resnet34": (lambda k: tvm.resnet34(num_classes=k), 224, 1000),
-    "resnet50": (lambda k: tvm.resnet50(num_classes=k), 224, 1000),
-    "inception-resnet-v2": (
-        lambda k: timm.create_model("inception_resnet_v2", num_classes=k), 299, 1000
-    ),
-    "mobilenet-v1": (lambda k: timm.create_model("mobilenetv1_100", num_classes=k), 224, 1000),
-    "mobilenet-v2": (lambda k: tvm.mobilenet_v2(num_classes=k), 224, 1000),
-}
+def _construct(name: str, num_classes: int) -> nn.Module:
+    """The standard network of baseline `name`, from the library its spec names."""
+    spec = BASELINES[name]
+    options = dict(spec.options)
+    if spec.source == "nas":
+        return LeNet5(num_classes, **options)
+    if spec.source == "timm":
+        return timm.create_model(spec.model, num_classes=num_classes, **options)
+    return getattr(tvm, spec.model)(num_classes=num_classes, **options)
 
 
 def _set(model: nn.Module, name: str, module: nn.Module) -> None:
@@ -175,25 +165,17 @@ def build_baseline(
     image_size: int | None = None,
 ) -> nn.Module:
     """A baseline at either layout; at the ImageNet layout with width 1 it is the standard net."""
-    constructor, default_size, default_classes = BASELINES[name]
+    spec = BASELINES[name]
     if layout == "cifar":
         num_classes = num_classes or 10
-        model = constructor(num_classes)
-        if default_size > 32:  # LeNet-5 is a 32x32 network already
+        model = _construct(name, num_classes)
+        if spec.image_size > 32:  # LeNet-5 is a 32x32 network already
             model = adapt_to_cifar(model)
         image_size = image_size or 32
     else:
-        num_classes = num_classes or default_classes
-        model = constructor(num_classes)
-        image_size = image_size or default_size
+        num_classes = num_classes or spec.num_classes
+        model = _construct(name, num_classes)
+        image_size = image_size or spec.image_size
     if not 0 < width <= 4:
         raise ConfigError(f"width multiplier must lie in (0, 4] (got {width})")
     return scale_width(model, width, image_size, num_classes)
-
-
-def baseline_defaults(name: str, layout: str) -> dict[str, Any]:
-    """The image size and class count a baseline is built at when none is given."""
-    _, size, classes = BASELINES[name]
-    return {"image_size": 32, "num_classes": 10} if layout == "cifar" else {
-        "image_size": size, "num_classes": classes
-    }

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from search_spaces.errors import InputError
-from search_spaces.ops import OPS
 
 COMBINES: tuple[str, ...] = ("add", "concat")
 NUM_BLOCKS = 5  # B in the NASNet search space
@@ -60,6 +59,8 @@ class Cell:
 
     def validate(self, name: str, num_blocks: int | None = None) -> None:
         """Raise GenotypeError naming the first problem found."""
+        from search_spaces.ops import OPS  # torch: only when a genotype is checked
+
         if not isinstance(self.blocks, tuple) or not self.blocks:
             raise GenotypeError(f"{name} cell has no blocks; give it {num_blocks or NUM_BLOCKS}")
         if num_blocks is not None and len(self.blocks) != num_blocks:

@@ -7,22 +7,22 @@ architecture, at either layout, into an `nn.Module`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from torch import nn
-
-from search_spaces.baselines import BASELINES, baseline_defaults, build_baseline
+from search_spaces.baseline_specs import BASELINES, baseline_defaults
 from search_spaces.errors import InputError
 from search_spaces.genotype import Genotype
-from search_spaces.network import LAYOUTS, ConfigError, NetworkConfig, build_network
 from search_spaces.published import PUBLISHED
+
+if TYPE_CHECKING:
+    from torch import nn
 
 Kind = Literal["genotype", "baseline"]
 
 # Cell networks built with no size given: NASNet-A 6@768 on CIFAR, Mobile 4@1056 at 224px.
-DEFAULT_NETWORKS: dict[str, NetworkConfig] = {
-    "cifar": NetworkConfig("cifar", cells=6, filters=768, image_size=32, num_classes=10),
-    "imagenet": NetworkConfig("imagenet", cells=4, filters=1056, image_size=224, num_classes=1000),
+DEFAULT_NETWORKS: dict[str, dict[str, int]] = {
+    "cifar": {"cells": 6, "filters": 768, "image_size": 32, "num_classes": 10},
+    "imagenet": {"cells": 4, "filters": 1056, "image_size": 224, "num_classes": 1000},
 }
 
 
@@ -52,6 +52,8 @@ class Arch:
         **network: Any,
     ) -> dict[str, Any]:
         """The complete build settings, defaults filled in; raises ConfigError on nonsense."""
+        from search_spaces.network import LAYOUTS, ConfigError, NetworkConfig
+
         if layout not in LAYOUTS:
             raise ConfigError(f"unknown layout {layout!r}; use cifar or imagenet")
         if self.kind == "baseline":
@@ -71,7 +73,7 @@ class Arch:
             return settings
         if width is not None and width != 1.0:
             raise ConfigError("--width applies to baselines; size a cell network with --filters")
-        config = DEFAULT_NETWORKS[layout].with_(
+        config = NetworkConfig(layout, **DEFAULT_NETWORKS[layout]).with_(
             cells=cells, filters=filters, image_size=image_size, num_classes=num_classes,
             **network,
         )
@@ -79,6 +81,9 @@ class Arch:
 
     def build(self, **settings: Any) -> nn.Module:
         """Build at the given settings (see `resolve`)."""
+        from search_spaces.baselines import build_baseline
+        from search_spaces.network import NetworkConfig, build_network
+
         full = self.resolve(**settings)
         if self.kind == "baseline":
             return build_baseline(self.name, **full)

@@ -322,3 +322,9 @@ def test_cell_sizes_do_not_apply_to_baselines() -> None:
 def test_registering_a_name_twice_raises() -> None:
     with pytest.raises(ValueError, match="already registered"):
         register_model(Arch("nasnet-a", "genotype", NASNET))
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_published_genotypes_are_valid(name: str) -> None:
+    """PUBLISHED is not validated at import (that would load torch for `nas list`)."""
+    assert PUBLISHED[name].validate() is PUBLISHED[name]
