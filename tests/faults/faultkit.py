@@ -1,5 +1,6 @@
-"""What the fault suite's tests share: a driver process, waiting, reading a study back, and
-the figures file that docs/reliability.md is written from."""
+"""What the fault suite's tests share: a driver process, waiting, reading a study back, a
+commit whose acknowledgement is lost, and the figures file that docs/reliability.md is
+written from."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy import Connection, Engine, event
 
 from nas.db import TrialRecord, open_database
 
@@ -103,3 +107,27 @@ def record(section: str, figures: dict[str, Any]) -> None:
     tmp = FIGURES.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
     tmp.replace(FIGURES)
+
+
+@contextmanager
+def commit_acknowledgement_lost(engine: Engine) -> Iterator[list[int]]:
+    """While inside, the first COMMIT on `engine` goes through and then the connection
+    drops before the client hears back: the driver's own commit call fails on the closed
+    connection, exactly as when the server or the network goes away at that moment. Yields
+    a list that gets one entry when the fault has fired."""
+    fired: list[int] = []
+
+    def on_commit(connection: Connection) -> None:
+        if fired:
+            return
+        fired.append(1)
+        raw = connection.connection.dbapi_connection
+        assert raw is not None
+        raw.commit()  # the write lands...
+        raw.close()  # ...and the acknowledgement never arrives
+
+    event.listen(engine, "commit", on_commit)
+    try:
+        yield fired
+    finally:
+        event.remove(engine, "commit", on_commit)
