@@ -111,23 +111,37 @@ def record(section: str, figures: dict[str, Any]) -> None:
 
 @contextmanager
 def commit_acknowledgement_lost(engine: Engine) -> Iterator[list[int]]:
-    """While inside, the first COMMIT on `engine` goes through and then the connection
-    drops before the client hears back: the driver's own commit call fails on the closed
-    connection, exactly as when the server or the network goes away at that moment. Yields
-    a list that gets one entry when the fault has fired."""
+    """While inside, the first COMMIT on `engine` that carries a write goes through and then
+    the connection drops before the client hears back: the driver's own commit call fails
+    on the closed connection, exactly as when the server or the network goes away at that
+    moment. Read-only transactions pass untouched. Yields a list that gets one entry when
+    the fault has fired."""
     fired: list[int] = []
+    wrote: set[int] = set()  # connections whose open transaction changed something
+
+    def on_execute(connection: Connection, _cursor: Any, statement: str, *_args: Any) -> None:
+        if not statement.lstrip().upper().startswith(("SELECT", "PRAGMA")):
+            wrote.add(id(connection))
+
+    def on_rollback(connection: Connection) -> None:
+        wrote.discard(id(connection))
 
     def on_commit(connection: Connection) -> None:
-        if fired:
+        if fired or id(connection) not in wrote:
             return
+        wrote.discard(id(connection))
         fired.append(1)
         raw = connection.connection.dbapi_connection
         assert raw is not None
         raw.commit()  # the write lands...
         raw.close()  # ...and the acknowledgement never arrives
 
-    event.listen(engine, "commit", on_commit)
+    hooks = (("before_cursor_execute", on_execute), ("rollback", on_rollback),
+             ("commit", on_commit))
+    for name, hook in hooks:
+        event.listen(engine, name, hook)
     try:
         yield fired
     finally:
-        event.remove(engine, "commit", on_commit)
+        for name, hook in hooks:
+            event.remove(engine, name, hook)

@@ -7,12 +7,16 @@ server; the drop closes the real driver connection (faultkit.commit_acknowledgem
 
 from __future__ import annotations
 
+import inspect
 import uuid
 
 import pytest
 from faultkit import commit_acknowledgement_lost
+from sqlalchemy import func, select
 
-from nas.db import Database, StudyExists, open_database
+from nas.db import Database, StudyExists, TrialOutcome, open_database
+from nas.db.models import ArchitectureRow
+from nas.db.retry import is_retried
 
 
 @pytest.fixture
@@ -68,3 +72,68 @@ def test_record_model_after_a_lost_acknowledgement(db: Database) -> None:
     again = db.record_model(**fields, model_uid=uid)
     assert again.model_id == first.model_id and again.model_uid == uid
     assert len(db.models()) == 2
+
+
+# The other writes are safe to repeat by their shape (an UPDATE keyed by our token, an
+# upsert, an overwrite); each case runs one under the fault and checks the single outcome.
+def _heartbeat(db: Database, sid: int) -> None:
+    assert db.heartbeat(sid, "tok-a") is True
+
+
+def _release(db: Database, sid: int) -> None:
+    db.release(sid, "tok-a", "finished")
+    after = db.search("s1")
+    assert (after.driver_token, after.status) == (None, "finished")
+
+
+def _update_search(db: Database, sid: int) -> None:
+    db.update_search(sid, data_fingerprint="fp2")
+    assert db.search("s1").data_fingerprint == "fp2"
+
+
+def _upsert_architecture(db: Database, sid: int) -> None:
+    first = db.upsert_architecture("key-new", {"cell": 2}, 1, 2, None)
+    assert db.upsert_architecture("key-new", {"cell": 2}, 1, 2, None) == first
+    with db.session() as s:
+        assert s.scalar(select(func.count()).select_from(ArchitectureRow)) == 2
+
+
+def _start_trial(db: Database, sid: int) -> None:
+    db.start_trial(sid, 1, None, None, None, seed=2)
+    assert [(t.number, t.state) for t in db.trials(sid)] == [(0, "RUNNING"), (1, "RUNNING")]
+
+
+def _finish_trial(db: Database, sid: int) -> None:
+    db.finish_trial(sid, 0, TrialOutcome("COMPLETE", values=[0.5], val_accuracy=0.5,
+                                         epochs=[{"epoch": 1, "val_accuracy": 0.5}]))
+    (trial,) = db.trials(sid)
+    assert (trial.state, trial.val_accuracy, trial.epochs) == ("COMPLETE", 0.5, 1)
+
+
+def _add_epochs(db: Database, sid: int) -> None:
+    db.add_epochs(sid, 0, [{"epoch": 1, "train_loss": 2.0}, {"epoch": 2, "train_loss": 1.5}])
+    assert [(e.epoch, e.train_loss) for e in db.epochs(sid, 0)] == [(1, 2.0), (2, 1.5)]
+
+
+OTHER_WRITES = {f.__name__.lstrip("_"): f for f in (
+    _heartbeat, _release, _update_search, _upsert_architecture, _start_trial, _finish_trial,
+    _add_epochs)}
+READS = {"search", "searches", "trials", "trial", "epochs", "state_counts", "best_trial",
+         "models"}
+
+
+def test_every_write_has_a_lost_acknowledgement_case() -> None:
+    """A write method added to Database fails here until it gets a case below."""
+    public = {name for name, fn in inspect.getmembers(Database, inspect.isfunction)
+              if is_retried(fn)}
+    assert public - READS == {"create_search", "acquire", "record_model", *OTHER_WRITES}
+
+
+@pytest.mark.parametrize("write", sorted(OTHER_WRITES))
+def test_other_writes_after_a_lost_acknowledgement(db: Database, write: str) -> None:
+    search = _create(db)
+    arch = db.upsert_architecture("key-0", {"cell": 1}, 1, 2, None)
+    db.start_trial(search.search_id, 0, arch, 1, 2, seed=1)
+    with commit_acknowledgement_lost(db.engine) as fired:
+        OTHER_WRITES[write](db, search.search_id)
+    assert fired, "the fault never fired"
