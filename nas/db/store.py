@@ -483,9 +483,11 @@ class Database:
             with self.session() as s:
                 s.add(row)
         except DatabaseError:
+            if model_uid is None:
+                raise
             with self.session() as s:
                 found = s.scalar(select(ModelRow).where(ModelRow.model_uid == model_uid))
-            if found is None or model_uid is None:
+            if found is None:
                 raise
             return _model(found, key)
         return _model(row, key)
@@ -529,7 +531,6 @@ def _first_line(exc: BaseException) -> str:
     orig = getattr(exc, "orig", None)
     text = str(orig if orig is not None else exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
-
 
 
 def open_database(url: str, create: bool = True) -> Database:
