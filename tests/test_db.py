@@ -19,7 +19,14 @@ from nas.db import (
     record_model,
     redact,
 )
-from nas.db.retry import is_opted_out, is_retried, retry_public_methods, transient
+from nas.db.retry import (
+    client_key,
+    is_opted_out,
+    is_retried,
+    retried,
+    retry_public_methods,
+    transient,
+)
 from search_spaces import PUBLISHED
 
 # The only public Database methods that are not retried, and why: they open no unit of work.
@@ -169,3 +176,19 @@ def test_which_errors_are_transient() -> None:
             raise StudyExists("study 's1' already exists") from None
     except StudyExists as exc:
         assert not transient(exc)
+
+
+def test_a_client_key_is_made_once_for_all_attempts() -> None:
+    """The key is made before the first attempt, so a retried insert repeats the same key."""
+    seen: list[str] = []
+
+    @retried
+    @client_key("uid")
+    def write(value: int, uid: str | None = None) -> str:
+        seen.append(uid)
+        if len(seen) == 1:
+            raise DatabaseError("db: the connection is closed", transient=True)
+        return uid
+
+    assert write(1) == seen[0] == seen[1] and len(seen) == 2
+    assert write(2, uid="mine") == "mine"
