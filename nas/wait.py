@@ -3,10 +3,13 @@
 Containers and pods start in any order and a database restarts now and then: a driver that
 gives up on the first refused connection fails for nothing, one that waits forever hides a
 real misconfiguration. So: bounded attempts with a doubling delay, then one clear message.
+Which errors are permanent, and the doubling, are the package's one retry policy
+(nas.db.retry); only the budget differs: attempts here, NAS_DB_RETRY_S seconds there.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable
 
@@ -16,25 +19,14 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from nas.db import normalize_url, redact
+from nas.db.retry import backoff, permanent
 from nas.errors import BadInput
 
 MAX_DELAY_S = 30.0  # the longest single wait between two attempts
 
-# Server answers that waiting cannot change: stop at once instead of retrying.
-_PERMANENT = (
-    "password authentication failed",
-    "no pg_hba.conf entry",
-    "does not exist",  # database "x" / role "x" does not exist
-)
-
 
 class DatabaseUnavailable(Exception):
     """The server did not accept a connection in the attempts given (message: no password)."""
-
-
-def backoff_delays(attempts: int, delay: float, max_delay: float = MAX_DELAY_S) -> list[float]:
-    """The waits between `attempts` tries: delay, 2*delay, 4*delay, ... each at most max_delay."""
-    return [min(delay * 2**i, max_delay) for i in range(max(attempts - 1, 0))]
 
 
 def _first_line(exc: SQLAlchemyError) -> str:
@@ -71,7 +63,7 @@ def wait_for_database(
                                connect_args={"connect_timeout": connect_timeout})
     except (ArgumentError, ImportError) as exc:
         raise BadInput(f"cannot use database {shown}: {exc}") from None
-    waits = backoff_delays(attempts, delay, max_delay)
+    waits = list(itertools.islice(backoff(delay, max_delay), max(attempts - 1, 0)))
     started = time.monotonic()
     last = ""
     try:
@@ -84,9 +76,9 @@ def wait_for_database(
                 return attempt
             except SQLAlchemyError as exc:
                 last = _first_line(exc)
-            if any(marker in last for marker in _PERMANENT):
-                raise BadInput(f"database {shown} refused us: {last}; fix the URL, user, "
-                               "password or database name (NAS_STORAGE / --storage)")
+                if permanent(exc):
+                    raise BadInput(f"database {shown} refused us: {last}; fix the URL, user, "
+                                   "password or database name (NAS_STORAGE / --storage)") from None
             engine.dispose()
             if attempt < attempts:
                 if log is not None:

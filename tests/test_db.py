@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
+
 import optuna
 import pytest
 from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from nas.db import (
+    Database,
     DatabaseError,
     StudyExists,
     TrialOutcome,
@@ -15,11 +19,22 @@ from nas.db import (
     record_model,
     redact,
 )
+from nas.db.retry import (
+    client_key,
+    is_opted_out,
+    is_retried,
+    retried,
+    retry_public_methods,
+    transient,
+)
 from search_spaces import PUBLISHED
 
+# The only public Database methods that are not retried, and why: they open no unit of work.
+NOT_RETRIED = {"session", "close"}
 
-def _search(db, name="s1"):
-    return db.create_search(name, {"sampler": "tpe"}, 7, "0.1.0", "fp123", "tok-a", "host", 11)
+
+def _search(db, name="s1", token="tok-a"):
+    return db.create_search(name, {"sampler": "tpe"}, 7, "0.1.0", "fp123", token, "host", 11)
 
 
 def test_schema_is_migrated_beside_optunas(db_url: str) -> None:
@@ -39,8 +54,9 @@ def test_search_lock_is_compare_and_set(db_url: str) -> None:
     db = open_database(db_url)
     search = _search(db)
     assert search.driver_token == "tok-a" and search.status == "running"
-    with pytest.raises(StudyExists):
-        _search(db)
+    with pytest.raises(StudyExists):  # another driver's token: the name is taken
+        _search(db, token="tok-x")
+    assert _search(db) == search  # our own token: our earlier attempt, safe to repeat
     # Two drivers that both read the same holder race; exactly one wins.
     assert db.acquire(search, "tok-b", "host", 12) is True
     assert db.acquire(search, "tok-c", "host", 13) is False
@@ -125,3 +141,54 @@ def test_missing_sqlite_file_is_not_created(tmp_path) -> None:
     assert not path.exists()
     with pytest.raises(DatabaseError, match="not a database URL"):
         open_database("no-such-scheme")
+
+
+def test_every_public_database_method_is_retried() -> None:
+    """A method added to Database later is covered by the class decorator, or fails here
+    until it is marked no_retry on purpose."""
+    methods = {name: fn for name, fn in inspect.getmembers(Database, inspect.isfunction)
+               if not name.startswith("_")}
+    assert {"create_search", "acquire", "record_model", "heartbeat"} <= methods.keys()
+    assert {n for n, fn in methods.items() if is_opted_out(fn)} == NOT_RETRIED
+    assert [n for n, fn in methods.items() if n not in NOT_RETRIED and not is_retried(fn)] == []
+
+    @retry_public_methods
+    class Later:
+        def new_write(self) -> None: ...
+
+        def _helper(self) -> None: ...
+
+    assert is_retried(Later.new_write) and not is_retried(Later._helper)
+
+
+def test_which_errors_are_transient() -> None:
+    lost = OperationalError("COMMIT", {}, Exception("server closed the connection unexpectedly"))
+    assert transient(lost)
+    assert not transient(IntegrityError("INSERT", {}, Exception("UNIQUE constraint failed")))
+    assert not transient(OperationalError("SELECT", {}, Exception("no such table: models")))
+    assert transient(DatabaseError("db: gone", transient=True))
+    assert not transient(DatabaseError("db: UNIQUE constraint failed"))
+    # Raised while handling a lost connection, "the name is taken" is still an answer.
+    try:
+        try:
+            raise DatabaseError("db: gone", transient=True)
+        except DatabaseError:
+            raise StudyExists("study 's1' already exists") from None
+    except StudyExists as exc:
+        assert not transient(exc)
+
+
+def test_a_client_key_is_made_once_for_all_attempts() -> None:
+    """The key is made before the first attempt, so a retried insert repeats the same key."""
+    seen: list[str] = []
+
+    @retried
+    @client_key("uid")
+    def write(value: int, uid: str | None = None) -> str:
+        seen.append(uid)
+        if len(seen) == 1:
+            raise DatabaseError("db: the connection is closed", transient=True)
+        return uid
+
+    assert write(1) == seen[0] == seen[1] and len(seen) == 2
+    assert write(2, uid="mine") == "mine"

@@ -3,6 +3,7 @@ connects or exits with a clear message. Runs against the real server at 127.0.0.
 
 from __future__ import annotations
 
+import itertools
 import socket
 import threading
 import time
@@ -10,10 +11,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
 import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.pool import NullPool
 
 from nas.cli import main
+from nas.db.retry import backoff, permanent, transient
 from nas.errors import BadInput
-from nas.wait import DatabaseUnavailable, backoff_delays, wait_for_database
+from nas.wait import DatabaseUnavailable, wait_for_database
 
 PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -63,8 +68,24 @@ def late_postgres(after_s: float) -> Iterator[int]:
 
 
 def test_backoff_doubles_up_to_the_cap() -> None:
-    assert backoff_delays(5, 1.0, max_delay=5.0) == [1.0, 2.0, 4.0, 5.0]
-    assert backoff_delays(1, 1.0) == []
+    assert list(itertools.islice(backoff(1.0, 5.0), 5)) == [1.0, 2.0, 4.0, 5.0, 5.0]
+    assert list(itertools.islice(backoff(0.5, 8.0), 6)) == [0.5, 1, 2, 4, 8, 8]  # README
+
+
+@pytest.mark.postgres
+def test_wait_db_and_the_retried_calls_share_one_list_of_permanent_errors() -> None:
+    """An unknown database is permanent for `nas wait-db` (exit 2 at once) and for the
+    retried Database methods alike (no pointless 120 s of retries); a refused connection
+    is transient for both."""
+    engine = create_engine(PG.replace("/test", "/no_such_db_nas"), poolclass=NullPool)
+    with pytest.raises(OperationalError) as unknown:
+        engine.connect()
+    assert permanent(unknown.value) and not transient(unknown.value)
+    engine = create_engine(f"postgresql+psycopg://nas@127.0.0.1:{_free_port()}/nas",
+                           poolclass=NullPool)
+    with pytest.raises(OperationalError) as refused:
+        engine.connect()
+    assert transient(refused.value) and not permanent(refused.value)
 
 
 def test_sqlite_has_no_server_to_wait_for(tmp_path) -> None:

@@ -2,7 +2,10 @@
 
 Callers never see ORM rows or driver exceptions: every query runs in `Database.session()`,
 which commits, rolls back on error, and turns SQLAlchemy errors into `DatabaseError` whose
-message shows the URL without its password.
+message shows the URL without its password. Every public method is one unit of work,
+retried as a whole after transient errors (nas.db.retry) and safe to repeat when a commit
+landed but its acknowledgement was lost: the study lock recognises its own token, inserts
+carry a client-made key (the search's name and driver token, a model's `model_uid`).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from nas.db.models import ArchitectureRow, EpochRow, ModelRow, SearchRow, TrialRow
-from nas.db.retry import retry_methods
+from nas.db.retry import client_key, no_retry, retry_public_methods, transient
 from workers import faults
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -33,7 +36,14 @@ STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 
 
 class DatabaseError(Exception):
-    """The database cannot be opened or a query failed; the message never holds a password."""
+    """The database cannot be opened or a query failed; the message never holds a password.
+
+    `transient` says whether waiting may help (the driver error behind it is hidden, so the
+    retry policy reads this flag instead)."""
+
+    def __init__(self, message: str, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 class StudyExists(DatabaseError):
@@ -132,6 +142,7 @@ class ModelRecord:
     mult_adds: int | None
     checkpoint: str | None
     created_at: datetime
+    model_uid: str | None = None  # the client-made key the row was inserted with
 
 
 @dataclass(frozen=True)
@@ -177,6 +188,7 @@ def _model(row: ModelRow, key: str | None) -> ModelRecord:
     return ModelRecord(
         row.model_id, row.kind, row.arch, key, row.layout, row.config_json, row.metrics_json,
         row.test_accuracy, row.params, row.mult_adds, row.checkpoint, as_utc(row.created_at),
+        row.model_uid,
     )
 
 
@@ -189,6 +201,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+@retry_public_methods  # every public method rides out a database that is briefly away
 class Database:
     """One database URL: our tables (migrated on open) beside Optuna's."""
 
@@ -206,6 +219,7 @@ class Database:
     def display_url(self) -> str:
         return redact(self._url)
 
+    @no_retry  # the methods that use it are retried whole
     @contextmanager
     def session(self) -> Iterator[Session]:
         """Commit on success, roll back on error, and raise DatabaseError, not driver errors."""
@@ -215,13 +229,15 @@ class Database:
             session.commit()
         except SQLAlchemyError as exc:
             session.rollback()
-            raise DatabaseError(f"database {self.display_url}: {_first_line(exc)}") from None
+            raise DatabaseError(f"database {self.display_url}: {_first_line(exc)}",
+                                transient=transient(exc)) from None
         except BaseException:
             session.rollback()
             raise
         finally:
             session.close()
 
+    @no_retry  # only drops the pool
     def close(self) -> None:
         self.engine.dispose()
 
@@ -242,7 +258,10 @@ class Database:
         self, name: str, config: dict[str, Any], seed: int, package_version: str,
         data_fingerprint: str | None, token: str, host: str, pid: int,
     ) -> SearchRecord:
-        """Insert a search locked by the calling driver; StudyExists if the name is taken."""
+        """Insert a search locked by the calling driver; StudyExists if the name is taken.
+
+        Safe to repeat: a row of that name holding our `token` is our own earlier attempt
+        (committed, acknowledgement lost), returned as if just inserted."""
         moment = now()
         row = SearchRow(
             name=name, config_json=config, seed=seed, package_version=package_version,
@@ -254,7 +273,10 @@ class Database:
             with self.session() as s:
                 s.add(row)
         except DatabaseError as exc:
-            if self.search(name) is not None:
+            found = self.search(name)
+            if found is not None and found.driver_token == token:
+                return found
+            if found is not None:
                 raise StudyExists(f"study {name!r} already exists") from None
             raise exc
         return _search(row)
@@ -263,10 +285,12 @@ class Database:
         """Compare-and-set the driver lock from the holder `search` shows to us.
 
         Atomic on both SQLite and PostgreSQL: of two drivers racing from the same state, one
-        UPDATE matches the old token and the other matches nothing.
+        UPDATE matches the old token and the other matches nothing. A lock that already holds
+        our `token` is ours (an earlier attempt committed, its acknowledgement was lost).
         """
         old = SearchRow.driver_token
         match = old.is_(None) if search.driver_token is None else old == search.driver_token
+        match = match | (old == token)
         moment = now()
         with self.session() as s:
             result = s.execute(
@@ -433,14 +457,19 @@ class Database:
 
     # -- models ---------------------------------------------------------------------------
 
+    @client_key("model_uid")
     def record_model(
         self, kind: str, arch: str, config: dict[str, Any], metrics: dict[str, Any],
         genotype: dict[str, Any] | None = None, key: str | None = None,
         layout: str | None = None, test_accuracy: float | None = None,
         params: int | None = None, mult_adds: int | None = None,
-        checkpoint: str | None = None,
+        checkpoint: str | None = None, model_uid: str | None = None,
     ) -> ModelRecord:
-        """Store a final training; a genotype links it to its architecture row."""
+        """Store a final training; a genotype links it to its architecture row.
+
+        `model_uid` (a uuid4, made before the first attempt when not given) is the row's
+        client-made key: a repeated insert of it finds our earlier attempt's row and returns
+        that, so a retry never writes a second row."""
         architecture_id = None
         if genotype is not None and key is not None:
             architecture_id = self.upsert_architecture(key, genotype, None, None, None)
@@ -448,9 +477,19 @@ class Database:
             kind=kind, arch=arch, architecture_id=architecture_id, layout=layout,
             config_json=config, metrics_json=metrics, test_accuracy=test_accuracy,
             params=params, mult_adds=mult_adds, checkpoint=checkpoint, created_at=now(),
+            model_uid=model_uid,
         )
-        with self.session() as s:
-            s.add(row)
+        try:
+            with self.session() as s:
+                s.add(row)
+        except DatabaseError:
+            if model_uid is None:
+                raise
+            with self.session() as s:
+                found = s.scalar(select(ModelRow).where(ModelRow.model_uid == model_uid))
+            if found is None:
+                raise
+            return _model(found, key)
         return _model(row, key)
 
     def models(self, kind: str | None = None) -> list[ModelRecord]:
@@ -492,14 +531,6 @@ def _first_line(exc: BaseException) -> str:
     orig = getattr(exc, "orig", None)
     text = str(orig if orig is not None else exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
-
-
-# Every unit of work rides out a database that is briefly away (nas.db.retry).
-retry_methods(Database, (
-    "search", "searches", "create_search", "acquire", "heartbeat", "release", "update_search",
-    "upsert_architecture", "start_trial", "finish_trial", "add_epochs", "trials", "trial",
-    "epochs", "state_counts", "best_trial", "record_model", "models",
-))
 
 
 def open_database(url: str, create: bool = True) -> Database:

@@ -1,5 +1,6 @@
-"""What the fault suite's tests share: a driver process, waiting, reading a study back, and
-the figures file that docs/reliability.md is written from."""
+"""What the fault suite's tests share: a driver process, waiting, reading a study back, a
+commit whose acknowledgement is lost, and the figures file that docs/reliability.md is
+written from."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy import Connection, Engine, event
 
 from nas.db import TrialRecord, open_database
 
@@ -103,3 +107,41 @@ def record(section: str, figures: dict[str, Any]) -> None:
     tmp = FIGURES.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
     tmp.replace(FIGURES)
+
+
+@contextmanager
+def commit_acknowledgement_lost(engine: Engine) -> Iterator[list[int]]:
+    """While inside, the first COMMIT on `engine` that carries a write goes through and then
+    the connection drops before the client hears back: the driver's own commit call fails
+    on the closed connection, exactly as when the server or the network goes away at that
+    moment. Read-only transactions pass untouched. Yields a list that gets one entry when
+    the fault has fired."""
+    fired: list[int] = []
+    wrote: set[int] = set()  # connections whose open transaction changed something
+
+    def on_execute(connection: Connection, _cursor: Any, statement: str, *_args: Any) -> None:
+        if not statement.lstrip().upper().startswith(("SELECT", "PRAGMA")):
+            wrote.add(id(connection))
+
+    def on_rollback(connection: Connection) -> None:
+        wrote.discard(id(connection))
+
+    def on_commit(connection: Connection) -> None:
+        if fired or id(connection) not in wrote:
+            return
+        wrote.discard(id(connection))
+        fired.append(1)
+        raw = connection.connection.dbapi_connection
+        assert raw is not None
+        raw.commit()  # the write lands...
+        raw.close()  # ...and the acknowledgement never arrives
+
+    hooks = (("before_cursor_execute", on_execute), ("rollback", on_rollback),
+             ("commit", on_commit))
+    for name, hook in hooks:
+        event.listen(engine, name, hook)
+    try:
+        yield fired
+    finally:
+        for name, hook in hooks:
+            event.remove(engine, name, hook)
