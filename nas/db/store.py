@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from nas.db.models import ArchitectureRow, EpochRow, ModelRow, SearchRow, TrialRow
 from nas.db.retry import client_key, no_retry, retry_public_methods, transient
+from search_spaces.errors import package_version
 from workers import faults
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -627,15 +628,6 @@ def record_model(storage: str, **fields: Any) -> ModelRecord:
         return db.record_model(**fields)
     finally:
         db.close()
-
-
-def package_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("nas")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def host_name() -> str:
