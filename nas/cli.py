@@ -18,7 +18,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from nas.errors import BadInput, InputError
+from nas.errors import MAX_SEED, BadInput, InputError
 from search_spaces.errors import DISTRIBUTION
 
 console = Console(stderr=False)
@@ -68,7 +68,7 @@ OPTIONS: dict[str, Callable[[Callable[..., Any]], Callable[..., Any]]] = {
     "time-budget": click.option(
         "--time-budget", type=float,
         help="Seconds of training; the schedule follows the clock, --epochs is a cap."),
-    "seed": click.option("--seed", type=int,
+    "seed": click.option("--seed", type=click.IntRange(0, MAX_SEED),
                          help="Seed for initialisation, order and augmentation."),
     "data": click.option("--data", type=PATH, default=None,
                          help="CIFAR-10 directory (default: env NAS_DATA_DIR)."),
@@ -217,7 +217,8 @@ def export_cmd(ref: str, out: Path, weights: Path | None, layout: str | None, on
 @click.option("--gpus-per-trial", type=float, help="GPUs per trial (fractions allowed).")
 @click.option("--cpus-per-trial", type=float, help="CPUs per trial (default 1).")
 @options("ray-address")
-@click.option("--seed", type=int, help="Study seed; trial seeds derive from it.")
+@click.option("--seed", type=click.IntRange(0, MAX_SEED),
+              help="Study seed; trial seeds derive from it.")
 @click.option("--data", help="CIFAR-10 directory (default: env NAS_DATA_DIR).")
 @click.option("--resume", is_flag=True, help="Continue an existing study.")
 @options("storage", "json")

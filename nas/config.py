@@ -13,11 +13,19 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from nas.errors import BadInput
+from nas.errors import MAX_SEED, BadInput
 
-STUDY_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+STUDY_NAME = re.compile(r"[A-Za-z0-9_.-]{1,128}")  # fullmatch: no trailing newline slips by
 SAMPLERS = ("tpe", "random", "nsga2", "evolution")
 OBJECTIVES = ("val_accuracy", "params", "mult_adds", "latency")
 PRUNERS = ("none", "median", "hyperband")
@@ -39,22 +47,22 @@ class SearchConfig(BaseModel):
 
     study: str = "search"  # study name: letters, digits, _ . -
     preset: str | None = None  # None: cpu-quick without a GPU, gpu-nasnet with one
-    trials: int | None = Field(None, ge=1)  # finished trials to reach; None: the preset's
-    timeout: float | None = Field(None, gt=0)  # seconds for this run, then stop dispatching
+    trials: StrictInt | None = Field(None, ge=1, le=1_000_000)  # finished trials to reach
+    timeout: float | None = Field(None, gt=0, allow_inf_nan=False)  # seconds, then stop
     sampler: Sampler = "tpe"
     objectives: tuple[Objective, ...] = ("val_accuracy",)
     pruner: Pruner = "median"  # on per-epoch validation accuracy (single objective only)
-    max_params: int | None = Field(None, ge=1)  # parameters; larger candidates are pruned
-    max_mult_adds: int | None = Field(None, ge=1)  # multiply-accumulates per image
-    gpus_per_trial: float | None = Field(None, ge=0)  # None: 1 if the cluster has GPUs
-    cpus_per_trial: float = Field(1.0, gt=0)  # Ray CPUs (and torch threads) per trial
+    max_params: StrictInt | None = Field(None, ge=1)  # parameters; larger ones are pruned
+    max_mult_adds: StrictInt | None = Field(None, ge=1)  # multiply-accumulates per image
+    gpus_per_trial: float | None = Field(None, ge=0, le=1024, allow_inf_nan=False)  # None: 1
+    cpus_per_trial: float = Field(1.0, gt=0, le=4096, allow_inf_nan=False)  # Ray CPUs/trial
     ray_address: str | None = None  # None: start a local cluster with its dashboard
-    seed: int = Field(0, ge=0)  # study seed; trial seeds derive from it and the number
-    population: int = Field(16, ge=2)  # evolution: population size P
-    tournament: int = Field(4, ge=1)  # evolution: tournament size S
-    max_retries: int = Field(2, ge=0)  # re-runs of a trial whose worker process died
-    train_images: int | None = Field(None, ge=1)  # subset of the 45k training split
-    val_images: int | None = Field(None, ge=1)  # subset of the 5k validation split
+    seed: StrictInt = Field(0, ge=0, le=MAX_SEED)  # study seed; trial seeds derive from it
+    population: StrictInt = Field(16, ge=2, le=100_000)  # evolution: population size P
+    tournament: StrictInt = Field(4, ge=1, le=100_000)  # evolution: tournament size S
+    max_retries: StrictInt = Field(2, ge=0, le=100)  # re-runs of a trial whose worker died
+    train_images: StrictInt | None = Field(None, ge=1, le=45_000)  # of the 45k training split
+    val_images: StrictInt | None = Field(None, ge=1, le=5_000)  # of the 5k validation split
     network: dict[str, Any] = Field(default_factory=dict)  # NetworkConfig fields over the preset
     train: dict[str, Any] = Field(default_factory=dict)  # TrainConfig fields over the preset
     data: str | None = None  # CIFAR-10 directory; None: env NAS_DATA_DIR
@@ -63,7 +71,7 @@ class SearchConfig(BaseModel):
     @field_validator("study")
     @classmethod
     def _study_name(cls, value: str) -> str:
-        if not STUDY_NAME.match(value):
+        if not STUDY_NAME.fullmatch(value):
             raise ValueError(
                 f"study name {value!r} may only hold letters, digits, '_', '.' and '-' "
                 "(at most 128)"
@@ -116,6 +124,31 @@ def _one_line(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+class DuplicateKey(ValueError):
+    """A mapping that gives one key twice (YAML and JSON would silently keep the last)."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.safe_load, but a key given twice in one mapping is an error."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise DuplicateKey(repr(key))
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    for key in keys:
+        if keys.count(key) > 1:
+            raise DuplicateKey(repr(key))
+    return dict(pairs)
+
+
 MAX_CONFIG_BYTES = 1_000_000  # a config is a few hundred bytes; refuse to parse anything huge
 
 
@@ -130,7 +163,10 @@ def read_config_file(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise BadInput(f"cannot read config file {path}: {exc}") from None
     try:
-        data = json.loads(text) if Path(path).suffix == ".json" else yaml.safe_load(text)
+        data = (json.loads(text, object_pairs_hook=_unique_keys) if Path(path).suffix == ".json"
+                else yaml.load(text, Loader=_UniqueKeyLoader))
+    except DuplicateKey as exc:
+        raise BadInput(f"config file {path}: key {exc} is given twice; keep one") from None
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         first = str(exc).strip().splitlines()[0]
         raise BadInput(f"config file {path} is not valid YAML/JSON: {first}") from None

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from search_spaces.errors import InputError
 
-__all__ = ["BadInput", "InputError"]
+__all__ = ["MAX_SEED", "BadInput", "InputError"]
+
+MAX_SEED = 2**31 - 1  # every seed is stored in a 32-bit signed column: larger is bad input
 
 
 class BadInput(InputError):

@@ -99,6 +99,11 @@ def resolve_settings(config: SearchConfig, has_gpu: bool) -> Settings:
     network.update(dict(preset.network))
     network.update(config.network)
     _check_types(NetworkConfig, network, "network settings")
+    fixed = {"layout": "cifar", "image_size": 32, "num_classes": 10}  # what CIFAR-10 is
+    for key, value in fixed.items():
+        if network[key] != value:
+            raise BadInput(f"network settings: {key} must be {value!r} for a CIFAR-10 search "
+                           f"(got {network[key]!r}); remove it from the config")
     try:
         NetworkConfig(**network).validate()
     except TypeError as exc:

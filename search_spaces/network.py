@@ -58,6 +58,8 @@ class NetworkConfig:
             raise ConfigError(f"--image-size must be at most 2048 (got {self.image_size})")
         if self.num_classes < 1:
             raise ConfigError(f"--classes must be at least 1 (got {self.num_classes})")
+        if self.stem_multiplier is not None and not 0 < self.stem_multiplier <= 64:
+            raise ConfigError(f"stem_multiplier must lie in (0, 64] (got {self.stem_multiplier})")
         if not 0.0 <= self.drop_path < 1.0 or not 0.0 <= self.dropout < 1.0:
             raise ConfigError("drop_path and dropout must lie in [0, 1)")
         return self

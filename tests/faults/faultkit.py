@@ -98,6 +98,19 @@ def check_consistent(url: str, study: str, finished: int) -> list[TrialRecord]:
     return trials
 
 
+def nothing_written(db_file: Path) -> None:
+    """Bad input leaves the database as it was: no file, or no search, trial or model in it."""
+    if not db_file.exists():
+        return
+    import sqlite3
+
+    with sqlite3.connect(db_file) as c:
+        tables = {r[0] for r in c.execute("select name from sqlite_master where type='table'")}
+        for table in ("searches", "search_trials", "models", "studies", "trials"):
+            if table in tables:
+                assert c.execute(f"select count(*) from {table}").fetchone()[0] == 0, table
+
+
 def record(section: str, figures: dict[str, Any]) -> None:
     """Add figures to NAS_FAULT_FIGURES (JSON), read when docs/reliability.md is written."""
     if FIGURES is None:

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from faultkit import record
+from faultkit import nothing_written, record
 
 from nas.cli import main
 from search_spaces import PUBLISHED
@@ -122,18 +122,6 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _nothing_written(db_file: Path) -> None:
-    if not db_file.exists():
-        return
-    import sqlite3
-
-    with sqlite3.connect(db_file) as c:
-        tables = {r[0] for r in c.execute("select name from sqlite_master where type='table'")}
-        for table in ("searches", "search_trials", "models", "studies", "trials"):
-            if table in tables:
-                assert c.execute(f"select count(*) from {table}").fetchone()[0] == 0, table
-
-
 @pytest.mark.parametrize(("case", "args", "message"), CASES, ids=[c[0] for c in CASES])
 def test_bad_input_exits_2_with_one_line_and_writes_nothing(
     case: str, args: list[str], message: str, files: Path, tmp_path: Path,
@@ -150,7 +138,7 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(
     assert err.count("\n") == 1 and message in err, err
     assert "Traceback" not in err and out == ""
     assert "pw-Secret-42" not in err
-    _nothing_written(db_file)
+    nothing_written(db_file)
     assert not (files / "out").exists(), "an export wrote files for bad input"
 
 
