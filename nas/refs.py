@@ -9,7 +9,14 @@ from nas.errors import BadInput
 from search_spaces import Arch, Genotype, GenotypeError, get_arch, list_models
 
 MAX_GENOTYPE_BYTES = 1_000_000  # a genotype is a few KB; refuse to parse anything huge
-STUDY_REF = re.compile(r"^(?P<study>[A-Za-z0-9_.-]+):(?P<trial>best|\d+)$")
+MAX_REF = 4096  # the longest path the OS takes; a name or STUDY:N is far shorter
+STUDY_REF = re.compile(r"(?P<study>[A-Za-z0-9_.-]{1,128}):(?P<trial>best|\d{1,9})")
+
+
+def shown(ref: str, limit: int = 80) -> str:
+    """A REF as error messages quote it: cut to `limit` characters, so a 5,000-character
+    argument does not become a 5,000-character error line."""
+    return repr(ref) if len(ref) <= limit else repr(ref[:limit]) + f"… ({len(ref):,} characters)"
 
 
 def load_genotype_file(path: Path) -> Genotype:
@@ -34,17 +41,23 @@ def resolve_ref(ref: str, storage: str | None = None) -> Arch:
     names = {arch.name for arch in list_models()}
     if ref in names:
         return get_arch(ref)
+    if len(ref) > MAX_REF or "\0" in ref:
+        raise BadInput(f"REF {shown(ref)} is not a name, a file path or STUDY:N; see `nas list`")
     path = Path(ref)
-    if ref.endswith(".json") or path.is_file():
-        if not path.is_file():
-            raise BadInput(f"genotype file {ref} does not exist")
+    try:
+        is_file = path.is_file()
+    except OSError as exc:  # a path component longer than the OS allows
+        raise BadInput(f"cannot use REF {shown(ref)} as a file: {exc.strerror}") from None
+    if ref.endswith(".json") or is_file:
+        if not is_file:
+            raise BadInput(f"genotype file {shown(ref)} does not exist")
         return Arch(path.stem, "genotype", load_genotype_file(path))
-    match = STUDY_REF.match(ref)
+    match = STUDY_REF.fullmatch(ref)
     if match:
         return resolve_study_ref(match["study"], match["trial"], storage)
     raise BadInput(
-        f"unknown architecture {ref!r}; use a name from `nas list`, a genotype .json file, "
-        "or STUDY:N / STUDY:best"
+        f"unknown architecture {shown(ref)}; use a name from `nas list`, a genotype .json "
+        "file, or STUDY:N / STUDY:best"
     )
 
 

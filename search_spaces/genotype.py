@@ -165,6 +165,9 @@ class Genotype:
             data = json.loads(text)
         except (json.JSONDecodeError, RecursionError) as exc:
             raise GenotypeError(f"genotype is not valid JSON: {exc}") from None
+        except ValueError:  # an integer of thousands of digits (Python's int parsing limit)
+            raise GenotypeError("genotype holds an integer too long to be a state index or "
+                                "count; indices are small whole numbers") from None
         return cls.from_dict(data)
 
 

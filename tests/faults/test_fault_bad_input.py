@@ -51,6 +51,7 @@ FILES: dict[str, str | bytes] = {
     "not-a-genotype.json": "[1, 2, 3]",
     "binary.json": b"\x00\x01\xff\xfe",
     "huge.json": " " * 2_000_000,
+    "huge-int.json": _genotype(inputs=[0, 0]).replace("[0, 0]", "[0, " + "9" * 5000 + "]", 1),
 }
 
 # (case id, command line, a piece of the one-line message)
@@ -83,7 +84,13 @@ CASES = [
     ("genotype not an object", ["inspect", "{f}/not-a-genotype.json"], "not-a-genotype.json"),
     ("genotype binary", ["train", "{f}/binary.json"], "binary.json"),
     ("genotype huge file", ["export", "{f}/huge.json", "--out", "{f}/out"], "at most"),
+    ("genotype 5000-digit integer", ["inspect", "{f}/huge-int.json"], "too long"),
     ("unknown ref", ["train", "nasnet-z"], "unknown architecture"),
+    ("ref of 300 characters", ["inspect", "a" * 300], "(300 characters)"),
+    ("ref json name too long", ["show", "x" * 300 + ".json"], "File name too long"),
+    ("ref study trial of 5000 digits", ["inspect", "s:" + "9" * 5000], "5,002 characters"),
+    ("ref with a NUL", ["inspect", "nasnet-a\0"], "not a name"),
+    ("study name ends with newline", ["search", "--study", "abc\n"], "may only hold letters"),
     ("unknown ref export", ["export", "resnet-1000", "--out", "{f}/out"], "unknown architecture"),
     ("unknown ref transfer", ["transfer", "vgg-99", "--data", "{f}"], "unknown architecture"),
     ("unknown study", ["train", "nostudy:best"], "run `nas search` first"),
