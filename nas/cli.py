@@ -18,7 +18,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from nas.errors import MAX_SEED, BadInput, InputError
+from nas.errors import MAX_SEED, BadInput, InputError, Terminated
 from search_spaces.errors import DISTRIBUTION
 
 console = Console(stderr=False)
@@ -539,12 +539,13 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:  # usage errors: unknown option, bad value
         click.echo(f"error: {exc.format_message()} (see `nas {_command(argv)}--help`)", err=True)
         return 2
-    except click.exceptions.Abort as exc:
+    except click.exceptions.Abort as exc:  # click's wrapping of Ctrl-C (or of EOF at a prompt)
+        if isinstance(exc.__cause__, KeyboardInterrupt):
+            return _interrupted(exc.__cause__)
         click.echo("error: interrupted", err=True)
-        return 130 if isinstance(exc.__cause__, KeyboardInterrupt) else 1
-    except KeyboardInterrupt:
-        click.echo("error: interrupted", err=True)
-        return 130
+        return 1
+    except KeyboardInterrupt as exc:
+        return _interrupted(exc)
     except Exception as exc:
         if os.environ.get("NAS_DEBUG"):
             raise
@@ -552,6 +553,15 @@ def main(argv: list[str] | None = None) -> int:
                    err=True)
         return 1
     return 0
+
+
+def _interrupted(exc: KeyboardInterrupt) -> int:
+    """Ctrl-C is exit 130 and SIGTERM 143 (128 + the signal), as shells report them."""
+    if isinstance(exc, Terminated):
+        click.echo("error: interrupted (SIGTERM)", err=True)
+        return 143
+    click.echo("error: interrupted", err=True)
+    return 130
 
 
 def _command(argv: list[str] | None) -> str:

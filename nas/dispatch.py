@@ -95,6 +95,22 @@ def cluster_cpus() -> float:
     return float(ray.cluster_resources().get("CPU", 1.0))
 
 
+def unmet_trial_resources(cpus: float, gpus: float) -> str | None:
+    """Why no alive node can run a trial asking `cpus` CPUs and `gpus` GPUs (a Ray task
+    runs on one node), or None when one can. Ray would keep such a task pending forever."""
+    nodes = [n["Resources"] for n in ray.nodes() if n["Alive"]]
+    if any(n.get("CPU", 0) >= cpus and n.get("GPU", 0) >= gpus for n in nodes):
+        return None
+    most_cpus = max((n.get("CPU", 0) for n in nodes), default=0)
+    most_gpus = max((n.get("GPU", 0) for n in nodes), default=0)
+    if gpus > most_gpus:
+        return (f"--gpus-per-trial {gpus:g} needs a node with {gpus:g} GPU(s); the largest "
+                f"has {most_gpus:g}" + ("; use --gpus-per-trial 0 to train on CPUs"
+                                         if most_gpus == 0 else ""))
+    return (f"--cpus-per-trial {cpus:g} (with --gpus-per-trial {gpus:g}) needs a node with "
+            f"{cpus:g} CPUs; the largest has {most_cpus:g}")
+
+
 @ray.remote(num_cpus=0)
 class EpochBroker:
     """Holds workers' epoch reports until the driver answers; records the search metrics."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from search_spaces.errors import InputError
 
-__all__ = ["MAX_SEED", "BadInput", "InputError"]
+__all__ = ["MAX_SEED", "BadInput", "InputError", "Terminated"]
 
 MAX_SEED = 2**31 - 1  # every seed is stored in a 32-bit signed column: larger is bad input
 
@@ -19,3 +19,8 @@ class BadInput(InputError):
 
     The message is one line that says what is wrong and how to fix it.
     """
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (docker stop, Kubernetes, systemd) stops a search the way Ctrl-C does: the
+    running trials FAIL "interrupted (SIGTERM)", finished ones stay, exit code 143."""

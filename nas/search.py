@@ -13,9 +13,11 @@ import contextlib
 import dataclasses
 import math
 import os
+import signal
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,13 +37,40 @@ from nas.db import (
     open_database,
     package_version,
 )
-from nas.errors import BadInput
+from nas.errors import BadInput, Terminated
 from nas.monitor import echo, progress_line
 from search_spaces import ConfigError, GenotypeError, NetworkConfig
 from workers import faults
 
 HEARTBEAT_S = 5.0  # how often the driver refreshes its lock
 POLL_S = 0.1  # how long the loop waits for a result before serving epoch reports
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within this block SIGTERM raises `Terminated` in the main thread (Ray's own handler,
+    which aborts the process, is set aside and put back afterwards)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def stop_reason(exc: BaseException) -> str:
+    """What a trial that a stopping driver ends is told (stored as the FAIL reason)."""
+    if isinstance(exc, Terminated):
+        return "interrupted (SIGTERM)"
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted (Ctrl-C)"
+    return f"driver stopped: {type(exc).__name__}: {exc}"
 
 
 class SearchFailed(Exception):
@@ -333,47 +362,55 @@ def run_search(
                 raise BadInput(f"study {config.study!r} is being run by another driver "
                                f"({holder}); wait for it or stop it first")
         dashboard = dispatch.start_ray(config.ray_address)
-        settings = resolve_settings(config, has_gpu=dispatch.cluster_gpus() > 0)
-        data, fingerprint = load_data(config, settings)
-        token = uuid.uuid4().hex
-        if existing is None:
+        with sigterm_as_interrupt():  # from here on SIGTERM stops it like Ctrl-C
+            settings = resolve_settings(config, has_gpu=dispatch.cluster_gpus() > 0)
+            missing = dispatch.unmet_trial_resources(settings.cpus, settings.gpus)
+            if missing is not None and config.ray_address is None:
+                raise BadInput(f"no node of this Ray cluster can run a trial: {missing}")
+            if missing is not None:  # a cluster that may grow (autoscaler, nodes still joining)
+                progress(f"no node can run a trial yet ({missing}); waiting for the cluster to "
+                         "grow" + (f", at most {config.timeout:g}s (--timeout)" if config.timeout
+                                   else "; --timeout bounds the wait"))
+            data, fingerprint = load_data(config, settings)
+            token = uuid.uuid4().hex
+            if existing is None:
+                try:
+                    search = db.create_search(
+                        config.study, config.to_dict(), config.seed, package_version(), fingerprint,
+                        token, host_name(), os.getpid(),
+                    )
+                except StudyExists:
+                    raise BadInput(f"study {config.study!r} was just created by another driver; "
+                                   "use --resume to join after it stops") from None
+            else:
+                if not db.acquire(existing, token, host_name(), os.getpid()):
+                    raise BadInput(f"study {config.study!r} was just taken by another driver")
+                db.update_search(existing.search_id, config_json=config.to_dict(),
+                                 package_version=package_version(), data_fingerprint=fingerprint)
+                search = db.search(config.study)
+                assert search is not None
+            progress(f"study {config.study}: preset {settings.preset}, sampler {config.sampler}, "
+                     f"{settings.trials} trials, database {db.display_url}")
+            if dashboard:
+                progress(f"Ray dashboard: {dashboard}")
+            status = "failed"
             try:
-                search = db.create_search(
-                    config.study, config.to_dict(), config.seed, package_version(), fingerprint,
-                    token, host_name(), os.getpid(),
-                )
-            except StudyExists:
-                raise BadInput(f"study {config.study!r} was just created by another driver; "
-                               "use --resume to join after it stops") from None
-        else:
-            if not db.acquire(existing, token, host_name(), os.getpid()):
-                raise BadInput(f"study {config.study!r} was just taken by another driver")
-            db.update_search(existing.search_id, config_json=config.to_dict(),
-                             package_version=package_version(), data_fingerprint=fingerprint)
-            search = db.search(config.study)
-            assert search is not None
-        progress(f"study {config.study}: preset {settings.preset}, sampler {config.sampler}, "
-                 f"{settings.trials} trials, database {db.display_url}")
-        if dashboard:
-            progress(f"Ray dashboard: {dashboard}")
-        status = "failed"
-        try:
-            controller = Controller(db.url, config, settings.epochs)
-            _reconcile(db, search, controller, progress)
-            driver = _Driver(db, search, controller, settings, config, token, progress)
-            driver.trained = _trained_keys(db, search.search_id)
-            driver.finished = controller.finished()
-            best = db.best_trial(search.search_id)
-            if best is not None:
-                driver.best = (best.val_accuracy, best.number)
-            _loop(driver, ray.put(data), started)
-            status = "finished"
-        except KeyboardInterrupt:
-            status = "interrupted"
-            raise
-        finally:
-            db.release(search.search_id, token, status)
-        return summarize(db, config.study, time.time() - started, dashboard)
+                controller = Controller(db.url, config, settings.epochs)
+                _reconcile(db, search, controller, progress)
+                driver = _Driver(db, search, controller, settings, config, token, progress)
+                driver.trained = _trained_keys(db, search.search_id)
+                driver.finished = controller.finished()
+                best = db.best_trial(search.search_id)
+                if best is not None:
+                    driver.best = (best.val_accuracy, best.number)
+                _loop(driver, ray.put(data), started)
+                status = "finished"
+            except KeyboardInterrupt:
+                status = "interrupted"
+                raise
+            finally:
+                db.release(search.search_id, token, status)
+            return summarize(db, config.study, time.time() - started, dashboard)
     finally:
         db.close()
 
@@ -436,11 +473,15 @@ def _loop(driver: _Driver, data_ref: Any, started: float) -> None:
 
     try:
         while True:
+            out_of_time = deadline is not None and time.time() > deadline
             if time.time() - last_beat > HEARTBEAT_S:
                 if not db.heartbeat(search_id, driver.token):
                     raise SearchFailed(f"study {config.study!r}: another driver took the lock")
                 last_beat = time.time()
-            out_of_time = deadline is not None and time.time() > deadline
+                unmet = dispatch.unmet_trial_resources(settings.cpus, settings.gpus)
+                if out_of_time and running and unmet is not None:
+                    raise SearchFailed(f"--timeout reached while no node could run a trial "
+                                       f"({unmet})")
             too_many_failures = driver.failures >= failure_limit
             while (not out_of_time and not too_many_failures and len(running) < capacity
                    and driver.finished + busy() < settings.trials):
@@ -475,8 +516,7 @@ def _loop(driver: _Driver, data_ref: Any, started: float) -> None:
                     f"--study {config.study}` and the error column of the trials"
                 )
     except BaseException as exc:
-        reason = "interrupted (Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else (
-            f"driver stopped: {type(exc).__name__}: {exc}")
+        reason = stop_reason(exc)
         for ref, item in list(running.items()):
             ray.cancel(ref, force=True)
             _fail_quietly(driver, item.candidate, reason, item.params, item.mult_adds)
@@ -522,8 +562,39 @@ def _dispatch_one(driver: _Driver, start: Callable[..., None],
                   parked: dict[str, list[tuple[Candidate, int, int]]],
                   running: dict[Any, _Running]) -> None:
     """Ask one candidate and route it: cost-pruned, duplicate, parked, or a new Ray task."""
-    db, settings, config = driver.db, driver.settings, driver.config
     candidate = driver.controller.ask()
+    try:
+        _route(driver, candidate, start, resolve_duplicate, parked, running)
+    except BaseException as exc:  # Ctrl-C, SIGTERM or an error while it was being routed
+        held = any(item.candidate.number == candidate.number for item in running.values()) or \
+            any(c.number == candidate.number for waiting in parked.values() for c, _, _ in waiting)
+        if not held:
+            _abandon(driver, candidate, stop_reason(exc))
+        raise
+
+
+def _abandon(driver: _Driver, candidate: Candidate, reason: str) -> None:
+    """FAIL an asked trial that never reached Ray, in our table and in Optuna, so that no
+    exit path leaves it RUNNING; errors are suppressed so the first error is the one shown."""
+    search_id = driver.search.search_id
+    with contextlib.suppress(Exception):
+        row = driver.db.trial(search_id, candidate.number)
+        if row is None:
+            driver.db.start_trial(search_id, candidate.number, None, None, None, candidate.seed,
+                                  candidate.retry_of)
+        if row is None or row.state == "RUNNING":
+            driver.db.finish_trial(search_id, candidate.number,
+                                   TrialOutcome("FAIL", error=reason, duration_s=0.0))
+    with contextlib.suppress(Exception):
+        driver.controller.tell(candidate.number, TrialState.FAIL, reason=reason)
+
+
+def _route(driver: _Driver, candidate: Candidate, start: Callable[..., None],
+           resolve_duplicate: Callable[..., None],
+           parked: dict[str, list[tuple[Candidate, int, int]]],
+           running: dict[Any, _Running]) -> None:
+    """Cost-check a candidate and send it on: FAIL, PRUNED, duplicate, parked or Ray."""
+    db, settings, config = driver.db, driver.settings, driver.config
     faults.point("dispatch")  # asked (RUNNING in Optuna), not yet in our table nor on Ray
     try:
         cost = network_cost(candidate.genotype, settings.network)

@@ -7,7 +7,8 @@ the kernel's OOM killer or a lost node would. `NAS_FAULT_STUB_TRAIN=SECONDS` rep
 trial's training (not its build, data hand-off, dispatch or bookkeeping) with a sleep, for
 load tests. `NAS_FAULT_OP_ERROR=CLASS[:TRIAL]` makes every operation module of that class
 (e.g. SepConv) raise in forward, in every trial or in trial number TRIAL only, as a bug in
-an operation would. All are read from the
+an operation would. `NAS_FAULT_INTERRUPT=name[:n]` raises KeyboardInterrupt there instead,
+as a Ctrl-C that lands at that moment would. All are read from the
 environment of the process concerned; unset, each costs one dictionary lookup.
 """
 
@@ -21,6 +22,7 @@ from typing import Any
 KILL_ENV = "NAS_FAULT_KILL"
 STUB_ENV = "NAS_FAULT_STUB_TRAIN"
 OP_ENV = "NAS_FAULT_OP_ERROR"
+INTERRUPT_ENV = "NAS_FAULT_INTERRUPT"
 # Where the driver may be killed: after an ask, inside the transaction that ends a trial,
 # between that commit and Optuna's tell, and after a trial has fully ended.
 POINTS = ("dispatch", "db-write", "after-db-write", "between-trials")
@@ -29,16 +31,21 @@ _arrivals: dict[str, int] = {}
 
 
 def point(name: str) -> None:
-    """SIGKILL this process on the n-th arrival at `name` when NAS_FAULT_KILL=name[:n]."""
-    wanted = os.environ.get(KILL_ENV)
-    if not wanted:
-        return
-    target, _, count = wanted.partition(":")
-    if target != name:
-        return
-    _arrivals[name] = _arrivals.get(name, 0) + 1
-    if _arrivals[name] >= int(count or 1):
-        os.kill(os.getpid(), signal.SIGKILL)
+    """On the n-th arrival at `name`: SIGKILL this process when NAS_FAULT_KILL=name[:n],
+    raise KeyboardInterrupt when NAS_FAULT_INTERRUPT=name[:n]."""
+    for env in (KILL_ENV, INTERRUPT_ENV):
+        wanted = os.environ.get(env)
+        if not wanted:
+            continue
+        target, _, count = wanted.partition(":")
+        if target != name:
+            continue
+        key = f"{env}:{name}"
+        _arrivals[key] = _arrivals.get(key, 0) + 1
+        if _arrivals[key] == int(count or 1):
+            if env == KILL_ENV:
+                os.kill(os.getpid(), signal.SIGKILL)
+            raise KeyboardInterrupt(f"injected at {name}")
 
 
 def break_op(model: Any, trial: int) -> None:

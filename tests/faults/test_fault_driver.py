@@ -147,7 +147,12 @@ def test_sigkill_from_outside_during_real_training_then_resume(cifar_dir: Path,
 
 
 @pytest.mark.slow
-def test_ctrl_c_fails_running_trials_and_keeps_the_rest(cifar_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("signum", "code", "reason"), [
+    (signal.SIGINT, 130, "interrupted (Ctrl-C)"),
+    (signal.SIGTERM, 143, "interrupted (SIGTERM)"),  # docker stop, Kubernetes
+], ids=["SIGINT", "SIGTERM"])
+def test_ctrl_c_or_sigterm_fails_running_trials_and_keeps_the_rest(
+        signum: int, code: int, reason: str, cifar_dir: Path, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'nas.db'}"
     config = write_config(tmp_path / "search.json", train={"epochs": 2, "max_steps": 200},
                           train_images=2048, val_images=256)  # trials of several seconds
@@ -156,15 +161,15 @@ def test_ctrl_c_fails_running_trials_and_keeps_the_rest(cifar_dir: Path, tmp_pat
         wait_for(lambda: states(url, "intr").get("RUNNING", 0) >= 1, 240, "a running trial",
                  proc)
         time.sleep(3)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         _, err = proc.communicate(timeout=120)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 130, err
+    assert proc.returncode == code, err
     trials = study_trials(url, "intr")
     assert not [t for t in trials if t.state == "RUNNING"]
-    assert [t for t in trials if t.state == "FAIL" and t.error == "interrupted (Ctrl-C)"]
+    assert [t for t in trials if t.state == "FAIL" and t.error == reason]
     assert optuna_states(url, "intr").get("RUNNING", 0) == 0
     db = open_database(url)
     search = db.search("intr")
