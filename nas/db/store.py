@@ -132,6 +132,7 @@ class ModelRecord:
     mult_adds: int | None
     checkpoint: str | None
     created_at: datetime
+    card: dict[str, Any] | None = None  # workers.card.ModelCard.to_dict(); None: written before
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,7 @@ def _model(row: ModelRow, key: str | None) -> ModelRecord:
     return ModelRecord(
         row.model_id, row.kind, row.arch, key, row.layout, row.config_json, row.metrics_json,
         row.test_accuracy, row.params, row.mult_adds, row.checkpoint, as_utc(row.created_at),
+        card=row.card_json,
     )
 
 
@@ -438,16 +440,18 @@ class Database:
         genotype: dict[str, Any] | None = None, key: str | None = None,
         layout: str | None = None, test_accuracy: float | None = None,
         params: int | None = None, mult_adds: int | None = None,
-        checkpoint: str | None = None,
+        checkpoint: str | None = None, card: dict[str, Any] | None = None,
     ) -> ModelRecord:
-        """Store a final training; a genotype links it to its architecture row."""
+        """Store a final training; a genotype links it to its architecture row; `card` is
+        the model card (`ModelCard.to_dict()`), the record readers use."""
         architecture_id = None
         if genotype is not None and key is not None:
             architecture_id = self.upsert_architecture(key, genotype, None, None, None)
         row = ModelRow(
             kind=kind, arch=arch, architecture_id=architecture_id, layout=layout,
             config_json=config, metrics_json=metrics, test_accuracy=test_accuracy,
-            params=params, mult_adds=mult_adds, checkpoint=checkpoint, created_at=now(),
+            params=params, mult_adds=mult_adds, checkpoint=checkpoint, card_json=card,
+            created_at=now(),
         )
         with self.session() as s:
             s.add(row)
