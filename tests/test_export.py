@@ -435,7 +435,7 @@ def test_non_empty_output_directory_needs_force(
 
 def test_weights_that_do_not_fit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     nasnet = get_arch("nasnet-a")
-    # Tensors of a 1@72 network under a description that says 1@48.
+    # Tensors of a 1@72 network under a model card that says 1@48.
     wide = make_checkpoint(tmp_path / "wide.safetensors", nasnet, filters=72)
     state, card = load_checkpoint(wide)
     narrow = dataclasses.replace(card.architecture, filters=48,
