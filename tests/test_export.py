@@ -173,8 +173,13 @@ model = module.build(f"{export_dir}/{name}.safetensors").eval()
 x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
 with torch.no_grad():
     logits = model(x)
+images = torch.arange(2 * 3 * 32 * 32).remainder(256).to(torch.uint8).view(2, 3, 32, 32)
+with torch.no_grad():
+    from_uint8 = model(module.preprocess(images))
 print(json.dumps({
     "file": module.__file__,
+    "ops_file": sys.modules["nas_ops"].__file__,
+    "preprocessed_logits": from_uint8.tolist(),
     "params": sum(p.numel() for p in model.parameters()),
     "logits": logits.tolist(),
     "safetensors_imported": "safetensors" in sys.modules,
@@ -229,7 +234,8 @@ def test_exported_module_matches_project_network_without_the_project(
     assert (out / "nas_ops.py").read_bytes() == Path(search_spaces.ops.__file__).read_bytes()
 
     clean = run_clean(out, name)
-    assert clean["file"] == result["module"]
+    assert clean["file"] == result["module"] and clean["ops_file"] == str(out / "nas_ops.py")
+    assert len(clean["preprocessed_logits"]) == 2  # preprocess runs without the project too
     assert not clean["safetensors_imported"]  # the module's own reader, not the package
 
     project = project_network(checkpoint)  # trained with its auxiliary head
