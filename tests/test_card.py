@@ -172,3 +172,21 @@ def test_newer_card_and_card_that_does_not_match_the_weights_exit_2(
     err = bad_input(["export", "nasnet-a", "--weights", str(path), "--out", str(out)], capsys)
     assert "do not fit" in err and "model card" in err and "missing tensors" in err
     assert not out.exists()
+
+
+def test_models_row_stores_the_card(db_url: str) -> None:
+    """The card round-trips through models.card_json on SQLite and PostgreSQL (whose JSON
+    refuses NaN, which the card never holds)."""
+    from nas.db import open_database, record_model
+
+    card = card_for(SMALL)
+    record = record_model(db_url, kind="train", arch="nasnet-a", layout="cifar", config={},
+                          metrics={}, test_accuracy=card.metrics.accuracy,
+                          card=card.to_dict())
+    assert record.card == card.to_dict()
+    db = open_database(db_url, create=False)
+    try:
+        (stored,) = db.models()
+    finally:
+        db.close()
+    assert ModelCard.from_dict(stored.card) == card
