@@ -469,10 +469,7 @@ def compare_cmd(study: str | None, plot: Path | None, show_all: bool, storage: s
     """Searched cells vs published genotypes vs baselines: one table, and a plot."""
     from nas.compare import compare_rows, plot_compare, render_table
 
-    rows = compare_rows(storage or default_storage(), study=study, show_all=show_all,
-                        on_skipped=lambda n: click.echo(
-                            f"note: {n} models row(s) written before model cards are left out; "
-                            "retrain them to compare them", err=True))
+    rows = compare_rows(storage or default_storage(), study=study, show_all=show_all)
     if plot is not None:
         plot_compare(rows, plot)
     if as_json:

@@ -10,6 +10,7 @@ nothing is re-measured here and nothing is guessed: every fact comes from the ca
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -83,9 +84,15 @@ def pareto_front(rows: Sequence[dict[str, Any]]) -> set[int]:
     return front
 
 
+def note_skipped(count: int) -> None:
+    """Say on stderr (never on stdout, which may hold --json) how many rows were left out."""
+    print(f"note: {count} models row(s) written before model cards are left out; retrain "
+          "them to compare them", file=sys.stderr)
+
+
 def compare_rows(
     storage: str, study: str | None = None, show_all: bool = False,
-    on_skipped: Callable[[int], None] | None = None,
+    on_skipped: Callable[[int], None] | None = note_skipped,
 ) -> list[dict[str, Any]]:
     """The table: newest model per (arch, layout, preset) unless `show_all`; ranked by layout
     then accuracy; `pareto` marks the accuracy / mult-adds front of each layout.
