@@ -39,7 +39,7 @@ from search_spaces import (
     sample_genotype,
 )
 from workers.card import make_card
-from workers.checkpoint import load_checkpoint, save_checkpoint, save_state
+from workers.checkpoint import load_checkpoint, read_card, save_checkpoint, save_state
 from workers.data import CLASSES as CIFAR_CLASSES
 
 SMALL = {"layout": "cifar", "cells": 1, "filters": 48, "image_size": 32, "num_classes": 10}
@@ -251,6 +251,9 @@ def test_exported_module_matches_project_network_without_the_project(
     # auxiliary head takes the exported weights with strict keys.
     _, card = load_checkpoint(checkpoint)
     deploy = arch.build(**{**card.architecture.settings, "auxiliary": False})
+    shipped = read_card(Path(result["weights"]))  # the exported weights carry the card too
+    assert shipped.architecture.settings == {**card.architecture.settings, "auxiliary": False}
+    assert (shipped.input, shipped.metrics) == (card.input, card.metrics)
     deploy.load_state_dict(load_file(result["weights"]), strict=True)
     # ... and the exported module takes the training checkpoint itself (aux keys skipped).
     module = load_generated(Path(result["module"]))
