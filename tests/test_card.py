@@ -190,3 +190,33 @@ def test_models_row_stores_the_card(db_url: str) -> None:
     finally:
         db.close()
     assert ModelCard.from_dict(stored.card) == card
+
+
+def test_transfer_card_from_a_real_plan(tmp_path: Path) -> None:
+    """`nas transfer`'s card from a real plan over real Imagenette files and the metrics
+    rank 0 reports (the Ray Train run itself is the slow test in test_transfer.py)."""
+    from test_transfer import link_subset
+
+    from nas.transfer import plan_transfer, transfer_card
+    from search_spaces import count_cost
+
+    data = link_subset(tmp_path / "imagenette", train=4, val=1)
+    plan = plan_transfer(get_arch("mobilenet-v1"), data, preset="cpu-transfer", image_size=32,
+                         epochs=1, batch_size=8, width=0.25, seed=4)
+    with torch.device("meta"):
+        cost = count_cost(plan.arch.build(**plan.settings), 32)
+    metrics = {"top1": 0.5, "top5": 1.0, "train_seconds": 3.14159, "images_per_s": 12.34,
+               "val_images": 4, "workers": [{"rank": 0}], "train_loss": float("nan")}
+    card = transfer_card(plan, metrics, cost, "f1f2", threads=2, command="baseline")
+    assert card.architecture.kind == "baseline" and card.architecture.width == 0.25
+    assert card.architecture.layout == "imagenet" and card.size == "width 0.25"
+    assert card.input.classes == plan.classes and card.input.num_classes == len(plan.classes)
+    assert card.input.mean == layout_normalization("imagenet")[0] and card.input.image_size == 32
+    assert card.metrics.split == "val" and (card.metrics.accuracy, card.metrics.top5) == (0.5, 1)
+    assert card.metrics.train_seconds == 3.14 and card.metrics.extra["train_loss"] is None
+    assert card.recipe.preset == "cpu-transfer" and card.recipe.seed == 4
+    assert card.recipe.changed["epochs"] == 1 and "lr" not in card.recipe.changed
+    assert card.recipe.settings["stored_size"] == plan.stored_size
+    assert card.cost.params == cost.params and card.provenance.data_fingerprint == "f1f2"
+    assert card.provenance.command == "baseline" and card.provenance.data["val_images"] == 4
+    assert ModelCard.from_json(card.to_json()) == card
