@@ -4,12 +4,14 @@ genotypes, hand-designed baselines — and a plot of accuracy against mult-adds.
 Why one table: the claim of a cell search is that the found cell beats networks people
 designed, at the same cost; that is only checkable when all of them sit side by side with
 their budget (preset), cost, accuracy and training time. Rows come from the models table
-(`nas train`, `nas transfer`, `nas baselines` all write it), so nothing is re-measured here.
+(`nas train`, `nas transfer`, `nas baselines` all write it, each with its model card), so
+nothing is re-measured here and nothing is guessed: every fact comes from the card.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,43 +33,37 @@ def model_kind(arch: str) -> str:
     return "searched"
 
 
-def _first(*values: Any) -> Any:
-    return next((v for v in values if v is not None), None)
+def _row(record: Any) -> dict[str, Any] | None:
+    """A table row from the record's model card alone; None for a row written before the
+    card existed (no facts to show without guessing)."""
+    from workers.card import CardError, ModelCard
 
-
-def _epochs(value: Any) -> int | None:
-    """`nas train` stores the list of epoch reports, `nas transfer` the count."""
-    if isinstance(value, list):
-        return len(value)
-    return int(value) if isinstance(value, int | float) else None
-
-
-def _row(record: Any) -> dict[str, Any]:
-    metrics = record.metrics or {}
-    config = record.config or {}
-    train = config.get("train") if isinstance(config.get("train"), dict) else {}
-    network = config.get("network") if isinstance(config.get("network"), dict) else {}
-    layout = record.layout or network.get("layout") or "cifar"
-    accuracy = _first(record.test_accuracy, metrics.get("top1"), metrics.get("test_accuracy"))
+    if record.card is None:
+        return None
+    try:
+        card = ModelCard.from_dict(record.card)
+    except CardError as exc:
+        raise BadInput(f"models row {record.model_id} ({record.arch}): {exc}") from None
+    arch, metrics = card.architecture, card.metrics
     return {
         "model_id": record.model_id,
-        "arch": record.arch,
-        "kind": model_kind(record.arch),
+        "arch": arch.ref,
+        "kind": model_kind(arch.ref),
         "source": record.kind,  # which command trained it: train, transfer, baseline
-        "layout": layout,
-        "preset": _first(train.get("preset"), config.get("preset")),
-        "image_size": network.get("image_size"),
-        "cells": network.get("cells"),
-        "filters": network.get("filters"),
-        "width": network.get("width"),
-        "params": record.params,
-        "mult_adds": record.mult_adds,
-        "accuracy": accuracy,
-        "top5": metrics.get("top5") if layout == "imagenet" else None,
-        "epochs": _epochs(_first(metrics.get("epochs"), train.get("epochs"))),
-        "train_seconds": metrics.get("train_seconds"),
-        "images_per_s": metrics.get("images_per_s"),
-        "key": record.key,
+        "layout": arch.layout,
+        "preset": card.recipe.preset,
+        "image_size": card.input.image_size,
+        "cells": arch.cells,
+        "filters": arch.filters,
+        "width": arch.width,
+        "params": card.cost.params,
+        "mult_adds": card.cost.mult_adds,
+        "accuracy": metrics.accuracy,
+        "top5": metrics.top5,
+        "epochs": metrics.epochs,
+        "train_seconds": metrics.train_seconds,
+        "images_per_s": metrics.images_per_s,
+        "key": arch.key,
         "checkpoint": record.checkpoint,
         "created": record.created_at.isoformat(timespec="seconds"),
     }
@@ -88,11 +84,21 @@ def pareto_front(rows: Sequence[dict[str, Any]]) -> set[int]:
     return front
 
 
+def note_skipped(count: int) -> None:
+    """Say on stderr (never on stdout, which may hold --json) how many rows were left out."""
+    print(f"note: {count} models row(s) written before model cards are left out; retrain "
+          "them to compare them", file=sys.stderr)
+
+
 def compare_rows(
-    storage: str, study: str | None = None, show_all: bool = False
+    storage: str, study: str | None = None, show_all: bool = False,
+    on_skipped: Callable[[int], None] | None = note_skipped,
 ) -> list[dict[str, Any]]:
     """The table: newest model per (arch, layout, preset) unless `show_all`; ranked by layout
-    then accuracy; `pareto` marks the accuracy / mult-adds front of each layout."""
+    then accuracy; `pareto` marks the accuracy / mult-adds front of each layout.
+
+    Rows are read from their model cards only; rows written before the card are left out
+    and counted to `on_skipped`."""
     from nas.db import DatabaseError, open_database
 
     try:
@@ -106,7 +112,10 @@ def compare_rows(
         records = db.models()
     finally:
         db.close()
-    rows = [_row(r) for r in records]
+    carded = [(r, _row(r)) for r in records]
+    rows = [row for _, row in carded if row is not None]
+    if on_skipped is not None and len(rows) < len(carded):
+        on_skipped(len(carded) - len(rows))
     if study is not None:
         rows = [r for r in rows if r["kind"] != "searched" or r["arch"].startswith(f"{study}:")]
     if not show_all:

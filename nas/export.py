@@ -4,11 +4,16 @@ What gets written into the output directory, and why it looks the way it does:
 
 - `<name>.py` is rendered from `nas/_export_template.py.txt`: readable source with the
   genotype written in as data (`GENOTYPE`, a dict of tuples) and one generic cell class, not
-  cells unrolled into code. Only the operations the two cells use are included. Its
+  cells unrolled into code. It states its input: `MEAN`, `STD` (0..255 scale), `IMAGE_SIZE`,
+  `CLASSES` (from the checkpoint's model card; without weights, the layout's training
+  normalization) and `preprocess(images)` for uint8 or [0, 1] float images. Its
   state-dict keys are exactly those of `search_spaces.Network`, so one safetensors file
   loads into both.
+- `nas_ops.py`: `search_spaces/ops.py` copied unchanged (it imports only torch), so the op
+  catalogue exists once and the export runs the project's own op definitions.
 - `<name>.safetensors` (with `--weights`): the checkpoint's tensors minus the auxiliary
-  head, which is training-only (its parameters are excluded from every cost count too).
+  head, which is training-only (its parameters are excluded from every cost count too),
+  with the checkpoint's model card in its metadata.
   The exported module reads it with a small torch-only safetensors reader, so loading never
   unpickles anything and needs no package besides torch.
 - `genotype.json`: the genotype, as `nas show --json` prints it (a REF for every command).
@@ -27,6 +32,7 @@ place, so a failed export leaves no half-written file behind.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import keyword
@@ -39,7 +45,6 @@ import tempfile
 import textwrap
 import uuid
 from datetime import UTC, datetime
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal
@@ -47,12 +52,14 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+import search_spaces.ops
 from nas.errors import BadInput
 from nas.inspect import inspect_arch, state_name
 from nas.refs import resolve_ref
-from search_spaces import Arch, ConfigError, Genotype, GenotypeError, count_params
+from search_spaces import Arch, ConfigError, Genotype, GenotypeError, count_params, package_version
 from search_spaces.genotype import Cell
-from workers.checkpoint import METADATA_KEY, CheckpointError, load_checkpoint, read_description
+from workers.card import ModelCard, layout_normalization
+from workers.checkpoint import CheckpointError, load_checkpoint, save_state
 
 TEMPLATE = Path(__file__).with_name("_export_template.py.txt")
 AUX_PREFIX = "aux_head."  # the auxiliary head's keys in `Network.state_dict()`
@@ -60,30 +67,8 @@ TOLERANCE = 1e-5  # exported module vs project network, eval mode, same weights
 ONNX_TOLERANCE = 1e-4  # onnxruntime vs torch
 Exporter = Literal["torchscript", "dynamo"]
 
-# op name -> (the OPS entry written into the module, template sections it needs).
-# Mirrors `search_spaces.ops.OPS`; tests check both cover the same names and agree.
-OP_SOURCE: dict[str, tuple[str, tuple[str, ...]]] = {
-    "identity": (
-        "lambda c, stride: (\n        nn.Identity() if stride == 1 else FactorizedReduce(c, c)\n"
-        "    )",
-        ("FactorizedReduce",),
-    ),
-    "conv_1x3_3x1": ("lambda c, stride: FactorizedConv(c, 3, stride)", ("FactorizedConv",)),
-    "conv_1x7_7x1": ("lambda c, stride: FactorizedConv(c, 7, stride)", ("FactorizedConv",)),
-    "dil_conv_3x3": ("lambda c, stride: ReLUConvBN(c, c, 3, stride, dilation=2)", ()),
-    "avg_pool_3x3": ("lambda c, stride: nn.AvgPool2d(3, stride, 1, count_include_pad=False)", ()),
-    "max_pool_3x3": ("lambda c, stride: nn.MaxPool2d(3, stride, 1)", ()),
-    "max_pool_5x5": ("lambda c, stride: nn.MaxPool2d(5, stride, 2)", ()),
-    "max_pool_7x7": ("lambda c, stride: nn.MaxPool2d(7, stride, 3)", ()),
-    "conv_1x1": ("lambda c, stride: ReLUConvBN(c, c, 1, stride)", ()),
-    "conv_3x3": ("lambda c, stride: ReLUConvBN(c, c, 3, stride)", ()),
-    "sep_conv_3x3": ("lambda c, stride: SepConv(c, 3, stride)", ("SepConv",)),
-    "sep_conv_5x5": ("lambda c, stride: SepConv(c, 5, stride)", ("SepConv",)),
-    "sep_conv_7x7": ("lambda c, stride: SepConv(c, 7, stride)", ("SepConv",)),
-    "dil_sep_conv_3x3": ("lambda c, stride: DilSepConv(c, 3, stride)", ("DilSepConv",)),
-    "dil_sep_conv_5x5": ("lambda c, stride: DilSepConv(c, 5, stride)", ("DilSepConv",)),
-}
-ALWAYS = ("ReLUConvBN", "FactorizedReduce")  # every cell's input preprocessing
+OPS_MODULE = "nas_ops"  # the op catalogue's name in the export directory
+OPS_SOURCE = Path(search_spaces.ops.__file__)  # copied unchanged: it imports only torch
 FLAGS = {  # network setting -> the CLI flag that sets it
     "layout": "--layout",
     "cells": "--cells",
@@ -103,7 +88,8 @@ def module_name(name: str) -> str:
     text = re.sub(r"\W", "_", name.strip().lower(), flags=re.ASCII).strip("_") or "network"
     if text[0].isdigit():
         text = f"net_{text}"
-    if keyword.iskeyword(text) or text in sys.stdlib_module_names or text == "torch":
+    if keyword.iskeyword(text) or text in sys.stdlib_module_names or text in (
+            "torch", OPS_MODULE):
         text = f"{text}_net"
     return text
 
@@ -118,15 +104,16 @@ def render_module(
     plan: list[tuple[int, bool]],
     name: str,
     header: list[str],
+    card: ModelCard | None = None,
 ) -> str:
-    """The module's source: the template with the genotype, config and used ops filled in.
+    """The module's source: the template with the genotype, config and input filled in.
 
     `stem_channels` and `plan` (every cell's C and whether it reduces) are read off the
-    project's built network, so the module never re-derives N@F rounding rules."""
-    ops = sorted({op for cell in (genotype.normal, genotype.reduce) for b in cell.blocks
-                  for op in b.ops})
-    sections = set(ALWAYS) | {s for op in ops for s in OP_SOURCE[op][1]}
+    project's built network, so the module never re-derives N@F rounding rules. The input
+    (MEAN, STD, CLASSES) comes from `card`; without one, from the layout's trainer."""
     layout = settings["layout"]
+    mean, std = (card.input.mean, card.input.std) if card else layout_normalization(layout)
+    classes = card.input.classes if card else None
     config = {
         "layout": layout,
         "cells": settings["cells"],
@@ -156,21 +143,23 @@ def render_module(
         "layout": layout,
         "genotype": _genotype_literal(genotype),
         "config": "{\n" + "\n".join(config_lines) + "\n}",
-        "ops": "\n".join(f'    "{op}": {OP_SOURCE[op][0]},' for op in ops),
+        "mean": repr(tuple(float(m) for m in mean)),
+        "std": repr(tuple(float(v) for v in std)),
+        "classes": _classes_literal(classes),
     }
-    text = _fill(TEMPLATE.read_text(encoding="utf-8"), fills, sections, {layout})
+    text = _fill(TEMPLATE.read_text(encoding="utf-8"), fills, {layout})
     return re.sub(r"\n{4,}", "\n\n\n", text).rstrip("\n") + "\n"
 
 
-def _fill(template: str, fills: dict[str, str], sections: set[str], flags: set[str]) -> str:
-    """Keep `# <<section X>>` / `# <<if X>>` ... `# <<end>>` spans whose X is wanted,
-    drop the others, and replace `<<name>>` placeholders."""
+def _fill(template: str, fills: dict[str, str], flags: set[str]) -> str:
+    """Keep `# <<if X>>` ... `# <<end>>` spans whose X is in `flags`, drop the others, and
+    replace `<<name>>` placeholders."""
     out: list[str] = []
     keep = True
     for line in template.splitlines():
-        marker = re.fullmatch(r"# <<(section|if) (\w+)>>", line.strip())
+        marker = re.fullmatch(r"# <<if (\w+)>>", line.strip())
         if marker:
-            keep = marker[2] in (sections if marker[1] == "section" else flags)
+            keep = marker[1] in flags
             continue
         if line.strip() == "# <<end>>":
             keep = True
@@ -184,6 +173,20 @@ def _fill(template: str, fills: dict[str, str], sections: set[str], flags: set[s
     if leftover:
         raise ExportError(f"export template has an unfilled placeholder {leftover[0]}")
     return text
+
+
+def _classes_literal(classes: tuple[str, ...] | None) -> str:
+    """CLASSES as a tuple literal, a few names per line; None where the names are unknown."""
+    if classes is None:
+        return "None  # class names unknown: the module was exported without a checkpoint"
+    lines: list[str] = []
+    line = ""
+    for item in (f"{json.dumps(c)}," for c in classes):
+        if line and len(line) + len(item) > 84:
+            lines.append(line)
+            line = ""
+        line = f"{line} {item}" if line else f"    {item}"
+    return "(\n" + "\n".join([*lines, line]) + "\n)"
 
 
 def _genotype_literal(genotype: Genotype) -> str:
@@ -250,22 +253,29 @@ def _header(
     genotype: Genotype,
     settings: dict[str, Any],
     cost: dict[str, Any],
-    description: dict[str, Any] | None,
+    card: ModelCard | None,
     weights: Path | None,
     command: str,
 ) -> list[str]:
-    """The header comment: what the network is, what it costs, how well it did, its origin."""
+    """The header comment: what the network is, what input it expects, what it costs, how
+    well it did, its origin."""
     size = settings["image_size"]
-    metrics = (description or {}).get("metrics") or {}
-    measured = ", ".join(
-        f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
-        for k, v in sorted(metrics.items()) if v is not None
-    )
-    if description is None:
+    if card is None:
         accuracy = "unknown (exported without weights: the network is untrained)"
+        mean, std = layout_normalization(settings["layout"])
+        origin = f"the normalization nas trains the {settings['layout']} layout with"
     else:
-        accuracy = f"{measured}, as recorded in the checkpoint" if measured else "not recorded"
-    wrapped = [*_wrap(f"{name}.py - generated by `nas export`; needs only torch."), "#"]
+        m = card.metrics
+        split = "CIFAR-10 test split" if m.split == "test" else "val/"
+        top5 = "" if m.top5 is None else f", top-5 {m.top5:.4f}"
+        accuracy = f"top-1 {m.accuracy:.4f}{top5} on the {split}, as recorded in the model card"
+        mean, std = card.input.mean, card.input.std
+        origin = "from the checkpoint's model card"
+    classes = "" if card is None or card.input.classes is None else (
+        f" Classes (CLASSES): {', '.join(card.input.classes[:10])}"
+        + (", ..." if len(card.input.classes) > 10 else "") + ".")
+    wrapped = [*_wrap(f"{name}.py - generated by `nas export`; needs only torch and the "
+                      f"{OPS_MODULE}.py beside it."), "#"]
     wrapped += _wrap(
         f"Architecture: {arch_name} (genotype key {genotype.key()}), written below as GENOTYPE:"
     )
@@ -275,24 +285,34 @@ def _header(
         f"Network: {settings['layout']} layout, {settings['cells']}@{settings['filters']} "
         f"(N normal cells per stack @ F filters in the penultimate layer), "
         f"{size}x{size} input, {settings['num_classes']} classes.",
+        f"Input: RGB images (batch, 3, {size}, {size}) normalized per channel as "
+        f"(pixel - MEAN) / STD with pixels on the 0..255 scale, MEAN = {_floats(mean)}, "
+        f"STD = {_floats(std)} ({origin}); preprocess(images) does it for uint8 (0..255) or "
+        f"float (0..1) images.{classes}",
         f"Cost: {cost['params']:,} parameters, {_si(cost['mult_adds'])} mult-adds "
         f"({cost['mult_adds']:,}) per {size}x{size} image; auxiliary head excluded.",
         f"Accuracy: {accuracy}.",
     ]
-    if weights is not None and description is not None:
+    if weights is not None and card is not None:
         rest.append(
             f"Weights: {name}.safetensors, the tensors of the checkpoint {weights} without "
             "the training-only auxiliary head."
         )
-        if description.get("train"):
-            rest.append(f"Trained with: {json.dumps(description['train'], sort_keys=True)}")
-        if description.get("created"):
-            rest.append(f"Checkpoint created: {description['created']}.")
+        r = card.recipe
+        rest.append(f"Trained with: preset {r.preset}, lr {r.lr:g}, seed {r.seed}, "
+                    f"{card.metrics.epochs} epochs at batch {r.batch_size}; changed from the "
+                    f"preset: {json.dumps(r.changed, sort_keys=True)}")
+        rest.append(f"Checkpoint created: {card.provenance.created} (nas "
+                    f"{card.provenance.nas_version}, torch {card.provenance.torch_version}).")
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    rest.append(f"Produced by: `{command}` (nas {_nas_version()}, {stamp}).")
+    rest.append(f"Produced by: `{command}` (nas {package_version()}, {stamp}).")
     for line in rest:
         wrapped += _wrap(line)
     return wrapped
+
+
+def _floats(values: tuple[float, ...]) -> str:
+    return "(" + ", ".join(f"{v:g}" for v in values) + ")"
 
 
 def _wrap(line: str) -> list[str]:
@@ -308,13 +328,6 @@ def _si(count: int) -> str:
         if count >= scale:
             return f"{count / scale:.2f}{unit}"
     return str(count)
-
-
-def _nas_version() -> str:
-    try:
-        return version("nas")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 # --- checks ----------------------------------------------------------------------------------
@@ -342,11 +355,20 @@ def fit_problems(expected: dict[str, torch.Tensor], state: dict[str, torch.Tenso
 
 
 def load_generated(path: Path) -> ModuleType:
-    """Import a generated module from its file, under a private name (not in sys.modules)."""
+    """Import a generated module from its file, under a private name (not in sys.modules),
+    with the `nas_ops.py` beside it (never one from elsewhere on sys.path)."""
+    path = Path(path)
     spec = importlib.util.spec_from_file_location(f"_nas_export_{uuid.uuid4().hex}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    folder = str(path.parent)
+    sys.modules.pop(OPS_MODULE, None)
+    sys.path.insert(0, folder)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(folder)
+        sys.modules.pop(OPS_MODULE, None)
     return module
 
 
@@ -406,28 +428,27 @@ def check_onnx(path: Path, model: nn.Module, image_size: int) -> float:
 
 
 def _settings_from_checkpoint(
-    arch: Arch, description: dict[str, Any], path: Path, flags: dict[str, Any]
+    arch: Arch, card: ModelCard, path: Path, flags: dict[str, Any]
 ) -> tuple[Arch, dict[str, Any]]:
-    """The genotype and network settings a checkpoint was trained with; flags may only agree."""
-    if description.get("kind") == "baseline" or description.get("genotype") is None:
+    """The genotype and network settings the checkpoint's card names; flags may only agree."""
+    trained_arch = card.architecture
+    if trained_arch.kind == "baseline" or trained_arch.genotype is None:
         raise BadInput(
-            f"{path} holds the baseline {description.get('arch')!r}, not a cell network; "
+            f"{path} holds the baseline {trained_arch.ref!r}, not a cell network; "
             "nas export writes cell networks only"
         )
     try:
-        trained = Genotype.from_dict(description["genotype"])
+        trained = Genotype.from_dict(trained_arch.genotype)
     except GenotypeError as exc:
-        raise BadInput(f"{path}: its description's genotype is malformed: {exc}") from None
+        raise BadInput(f"{path}: its model card's genotype is malformed: {exc}") from None
     assert arch.genotype is not None
     if trained.key() != arch.genotype.key():
         raise BadInput(
-            f"{path} was trained for {description.get('arch')!r} (genotype {trained.key()}), "
+            f"{path} was trained for {trained_arch.ref!r} (genotype {trained.key()}), "
             f"not {arch.name} (genotype {arch.genotype.key()}); "
-            f"export it as `nas export {description.get('arch')} --weights {path}`"
+            f"export it as `nas export {trained_arch.ref} --weights {path}`"
         )
-    network = description.get("network")
-    if not isinstance(network, dict):
-        raise BadInput(f"{path}: its description has no 'network' settings; was it written by nas?")
+    network = trained_arch.settings
     for field, flag in FLAGS.items():
         value = flags.get(field)
         trained_value = network.get(field)
@@ -444,9 +465,9 @@ def _settings_from_checkpoint(
     try:
         settings = built.resolve(**network)
     except TypeError as exc:
-        raise BadInput(f"{path}: unknown network setting in its description ({exc})") from None
+        raise BadInput(f"{path}: unknown network setting in its model card ({exc})") from None
     except ConfigError as exc:
-        raise BadInput(f"{path}: its network settings are invalid: {exc}") from None
+        raise BadInput(f"{path}: its model card's network settings are invalid: {exc}") from None
     return built, settings
 
 
@@ -484,21 +505,21 @@ def export_model(
         raise BadInput(f"--out {out} would overwrite the checkpoint {weights}; pick another --out")
     flags = {"layout": layout, "cells": cells, "filters": filters, "image_size": image_size,
              "num_classes": num_classes, "width": width}
-    description: dict[str, Any] | None = None
+    card: ModelCard | None = None
     state: dict[str, torch.Tensor] | None = None
     if weights is not None:
         try:
-            description = read_description(weights)
-            built, settings = _settings_from_checkpoint(arch, description, weights, flags)
-            state, _ = load_checkpoint(weights)
+            state, card = load_checkpoint(weights)
         except CheckpointError as exc:
             raise BadInput(str(exc)) from None
+        built, settings = _settings_from_checkpoint(arch, card, weights, flags)
         with torch.device("meta"):  # shapes only: no memory for a large network
             expected = built.build(**settings).state_dict()
         problems = fit_problems(expected, state)
         if problems:
-            raise BadInput(f"the weights in {weights} do not fit {_what(built, settings)}: "
-                           f"{problems}")
+            raise BadInput(f"the weights in {weights} do not fit {_what(built, settings)}, "
+                           f"the architecture its model card names: {problems}; the card and "
+                           "the weights disagree, so retrain or re-save the checkpoint")
     else:
         built = arch
         settings = arch.resolve(**{k: v for k, v in flags.items() if v is not None})
@@ -512,16 +533,16 @@ def export_model(
     cost = inspect_arch(built, **settings)
     name = module_name(arch.name)
     command = command or f"nas export {shlex.quote(arch.name)} --out {shlex.quote(str(out))}"
-    header = _header(name, arch.name, built.genotype, settings, cost, description, weights,
-                     command)
-    source = render_module(built.genotype, settings, *network_plan(reference), name, header)
+    header = _header(name, arch.name, built.genotype, settings, cost, card, weights, command)
+    source = render_module(built.genotype, settings, *network_plan(reference), name, header,
+                           card)
 
     out.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out, prefix=".export-"))
     try:
         files = _write_staged(staging, name, source, built.genotype, reference, state,
-                              description, settings, onnx, exporter)
-        result = {key: None for key in ("module", "weights", "genotype", "onnx")}
+                              card, settings, onnx, exporter)
+        result = {key: None for key in ("module", "ops", "weights", "genotype", "onnx")}
         for key, staged in files.items():
             if key.endswith("_check"):
                 continue
@@ -557,7 +578,7 @@ def _write_staged(
     genotype: Genotype,
     reference: nn.Module,
     state: dict[str, torch.Tensor] | None,
-    description: dict[str, Any] | None,
+    card: ModelCard | None,
     settings: dict[str, Any],
     onnx: bool,
     exporter: Exporter,
@@ -568,13 +589,14 @@ def _write_staged(
     files["module"].write_text(source, encoding="utf-8")
     files["genotype"] = staging / "genotype.json"
     files["genotype"].write_text(genotype.to_json() + "\n", encoding="utf-8")
+    files["ops"] = staging / f"{OPS_MODULE}.py"
+    shutil.copyfile(OPS_SOURCE, files["ops"])
     module = load_generated(files["module"])
-    if state is not None and description is not None:
-        from safetensors.torch import save_file
-
+    if state is not None and card is not None:
         files["weights"] = staging / f"{name}.safetensors"
-        meta = {**description, "network": {**description["network"], "auxiliary": False}}
-        save_file(state, str(files["weights"]), metadata={METADATA_KEY: json.dumps(meta)})
+        deployed = dataclasses.replace(card.architecture, settings={
+            **card.architecture.settings, "auxiliary": False})
+        save_state(files["weights"], state, dataclasses.replace(card, architecture=deployed))
         exported = module.build(files["weights"])  # exercises the module's own reader
     else:
         exported = module.build()

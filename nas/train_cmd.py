@@ -25,15 +25,6 @@ from workers.presets import UnknownPresetError, get_preset
 from workers.train import TrainConfig, TrainError
 
 
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("nas")
-    except PackageNotFoundError:
-        return "unknown"
-
-
 def network_settings(arch: Arch, preset_network: dict[str, Any], layout: str = "cifar",
                      cells: int | None = None, filters: int | None = None) -> dict[str, Any]:
     """The full build settings: the preset's N/F (cell networks only) under the flags."""
@@ -114,9 +105,10 @@ def run_train(
     cifar: Any = None,
 ) -> dict[str, Any]:
     """Train REF on CIFAR-10's 50,000 training images, score on the 10,000 test images,
-    write a checkpoint with its description and, with `storage`, a row in the models table;
+    write a checkpoint with its model card and, with `storage`, a row in the models table;
     returns the `nas train --json` document. `nas baselines` comes through here too (with a
     `width` and record_kind "baseline"), so every model of a comparison trains one way."""
+    from workers.card import make_card
     from workers.checkpoint import save_checkpoint
     from workers.train import train
 
@@ -163,20 +155,18 @@ def run_train(
         "runtime": result.settings,
     }
     genotype = arch.genotype.to_dict() if arch.genotype is not None else None
-    description = {
-        "arch": arch.name,
-        "kind": arch.kind,
-        "genotype": genotype,
-        "network": settings,
-        "train": config.to_dict(),
-        "preset": chosen.name,
-        "metrics": metrics,
-        "params": params,
-        "mult_adds": mult_adds,
-        "nas_version": _version(),
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    save_checkpoint(path, model, description)
+    key = arch.genotype.key() if arch.genotype is not None else None
+    card = make_card(
+        ref=arch.name, kind=arch.kind, genotype=genotype, key=key, settings=settings,
+        classes=cifar.classes, preset=chosen.name, train=config.to_dict(),
+        preset_train=chosen.train.to_dict(), accuracy=result.accuracy, split="test", top5=None,
+        train_seconds=metrics["train_seconds"], images_per_s=metrics["images_per_s"],
+        epochs=len(result.epochs), params=params, mult_adds=mult_adds, command=record_kind,
+        data_fingerprint=cifar.fingerprint,
+        extra_metrics={k: metrics[k] for k in ("wall_seconds", "steps", "stopped", "epochs",
+                                                "train_images", "runtime")},
+    )
+    save_checkpoint(path, model, card)
     row = {
         "arch": arch.name,
         "kind": arch.kind,
@@ -203,10 +193,9 @@ def run_train(
                 config={"network": settings, "train": {**config.to_dict(),
                                                        "preset": chosen.name},
                         "preset": chosen.name},
-                metrics=metrics, genotype=genotype,
-                key=arch.genotype.key() if arch.genotype is not None else None,
+                metrics=metrics, genotype=genotype, key=key,
                 test_accuracy=result.accuracy, params=params, mult_adds=mult_adds,
-                checkpoint=str(path))
+                checkpoint=str(path), card=card.to_dict())
         except DatabaseError as exc:
             raise BadInput(f"checkpoint written to {path}, but {exc}") from None
         row["model_id"] = record.model_id

@@ -30,6 +30,7 @@ import torch
 
 from nas.errors import BadInput
 from search_spaces import Arch, ConfigError, Genotype, GenotypeError, count_cost
+from workers.card import ModelCard
 
 
 @dataclass(frozen=True)
@@ -555,24 +556,8 @@ def run_transfer(
     path = out / f"{safe_name}-imagenet-{stamp}.safetensors"
     top1, top5 = float(metrics["top1"]), float(metrics["top5"])
     train_seconds = float(metrics["train_seconds"])
-    description = {
-        "arch": plan.arch.name,
-        "kind": plan.arch.kind,
-        "genotype": plan.arch.genotype.to_dict() if plan.arch.genotype else None,
-        "network": plan.settings,
-        "train": {**asdict(plan.train), "preset": plan.preset, "workers": plan.workers,
-                  "gpus_per_worker": plan.gpus_per_worker, "threads_per_worker": threads,
-                  "stored_size": plan.stored_size},
-        "data": {"root": str(plan.data.resolve()), "classes": list(plan.classes),
-                 "fingerprint": fingerprint, "train_images": _train_count(plan),
-                 "val_images": int(metrics.get("val_images", 0))},
-        "metrics": {"top1": top1, "top5": top5, "train_loss": metrics.get("train_loss")},
-        "params": cost.params,
-        "mult_adds": cost.mult_adds,
-        "nas_version": _version(),
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    save_checkpoint(path, model, description)
+    card = transfer_card(plan, metrics, cost, fingerprint, threads, record_kind)
+    save_checkpoint(path, model, card)
     images_per_s = float(metrics.get("images_per_s", 0.0))
     row = {
         "arch": plan.arch.name,
@@ -596,12 +581,39 @@ def run_transfer(
         "model_id": None,
     }
     if storage is not None:
-        row["model_id"] = _record(storage, plan, row, description, record_kind)
+        row["model_id"] = _record(storage, plan, row, card, record_kind)
     return row
 
 
+def transfer_card(plan: TransferPlan, metrics: dict[str, Any], cost: Any, fingerprint: str,
+                  threads: int, command: str = "transfer") -> ModelCard:
+    """The model card of a finished transfer run (rank 0's reported metrics)."""
+    from workers.card import make_card
+
+    genotype = plan.arch.genotype
+    return make_card(
+        ref=plan.arch.name, kind=plan.arch.kind,
+        genotype=genotype.to_dict() if genotype else None,
+        key=genotype.key() if genotype else None, settings=plan.settings,
+        classes=plan.classes, preset=plan.preset,
+        train={**asdict(plan.train), "workers": plan.workers,
+               "gpus_per_worker": plan.gpus_per_worker, "threads_per_worker": threads,
+               "stored_size": plan.stored_size},
+        preset_train=asdict(get_transfer_preset(plan.preset).train),
+        accuracy=float(metrics["top1"]), split="val", top5=float(metrics["top5"]),
+        train_seconds=round(float(metrics["train_seconds"]), 2),
+        images_per_s=round(float(metrics.get("images_per_s", 0.0)), 1),
+        epochs=plan.train.epochs, params=cost.params, mult_adds=cost.mult_adds,
+        command=command, data_fingerprint=fingerprint,
+        extra_metrics={"train_loss": metrics.get("train_loss"),
+                       "workers": metrics.get("workers")},
+        data={"root": str(plan.data.resolve()), "train_images": _train_count(plan),
+              "val_images": int(metrics.get("val_images", 0))},
+    )
+
+
 def _record(storage: str, plan: TransferPlan, row: dict[str, Any],
-            description: dict[str, Any], record_kind: str) -> int:
+            card: ModelCard, record_kind: str) -> int:
     from nas.db import DatabaseError, record_model
 
     genotype = plan.arch.genotype
@@ -610,8 +622,9 @@ def _record(storage: str, plan: TransferPlan, row: dict[str, Any],
             storage,
             kind=record_kind,
             arch=plan.arch.name,
-            config={"network": plan.settings, "train": description["train"],
-                    "data": description["data"], "arch_kind": plan.arch.kind},
+            config={"network": plan.settings, "train": {**card.recipe.settings,
+                                                        "preset": plan.preset},
+                    "data": card.provenance.data, "arch_kind": plan.arch.kind},
             metrics={k: row[k] for k in ("top1", "top5", "train_seconds", "wall_seconds",
                                          "images_per_s", "epochs", "workers")},
             genotype=genotype.to_dict() if genotype else None,
@@ -621,6 +634,7 @@ def _record(storage: str, plan: TransferPlan, row: dict[str, Any],
             params=row["params"],
             mult_adds=row["mult_adds"],
             checkpoint=row["checkpoint"],
+            card=card.to_dict(),
         )
     except DatabaseError as exc:
         raise BadInput(f"checkpoint written to {row['checkpoint']}, but {exc}") from None
@@ -633,15 +647,6 @@ def _first_line(exc: BaseException) -> str:
         cause = cause.__cause__
     text = str(cause).strip()
     return text.splitlines()[-1] if text else type(cause).__name__
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("nas")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def transfer(

@@ -125,11 +125,11 @@ def test_cifar_baselines_train_record_and_compare(
         assert {"arch", "test_accuracy", "params", "mult_adds", "epochs", "train_seconds",
                 "images_per_s", "checkpoint", "width", "width_rule"} <= set(row)
         assert 0.0 <= row["test_accuracy"] <= 1.0 and row["epochs"] == 1
-        state, description = load_checkpoint(Path(row["checkpoint"]))
-        model = get_arch(row["arch"]).build(**description["network"])
+        state, card = load_checkpoint(Path(row["checkpoint"]))
+        model = get_arch(row["arch"]).build(**card.architecture.settings)
         model.load_state_dict(state, strict=True)
-        assert description["network"]["width"] == row["width"]
-        assert description["train"]["seed"] == 3 and description["train"]["subset"] == 512
+        assert card.architecture.width == row["width"] and card.provenance.command == "baseline"
+        assert card.recipe.seed == 3 and card.recipe.settings["subset"] == 512
     db = open_database(url, create=False)
     try:
         models = db.models()
@@ -137,6 +137,7 @@ def test_cifar_baselines_train_record_and_compare(
         db.close()
     assert [(m.kind, m.arch, m.layout) for m in models] == [
         ("baseline", "lenet5", "cifar"), ("baseline", "mobilenet-v2", "cifar")]
+    assert all(m.card is not None and m.card["architecture"]["ref"] == m.arch for m in models)
     table = compare_rows(url)
     assert {r["arch"]: r["accuracy"] for r in table} == {
         r["arch"]: r["test_accuracy"] for r in rows}

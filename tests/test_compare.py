@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_data import make_small_cifar
 from test_transfer import link_subset
 
 from nas.cli import main
@@ -49,6 +50,44 @@ def test_empty_plot_is_bad_input(tmp_path: Path) -> None:
         plot_compare([], tmp_path / "p.png")
     with pytest.raises(BadInput, match=r"\.png"):
         plot_compare([], tmp_path / "p.txt")
+
+
+def test_compare_reads_only_the_card_and_leaves_out_rows_without_one(
+    cifar_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Real (tiny) `nas train` runs, a cell network and a baseline, plus a row written the
+    old way with no card: --json has an accuracy for every row, the old row is left out
+    with a note on stderr, and nothing in a row comes from outside the card."""
+    from nas.db import record_model
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    small = make_small_cifar(cifar_dir, tmp_path / "cifar", train=8, test=4)
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    tiny = ["--preset", "cpu-quick", "--epochs", "1", "--subset", "64", "--max-steps", "1",
+            "--batch-size", "32", "--data", str(small), "--out", str(tmp_path / "ck"),
+            "--storage", url, "--json"]
+    trained = {}
+    for ref, size in (("nasnet-a", ["--cells", "1", "--filters", "24"]), ("lenet5", [])):
+        assert main(["train", ref, *size, *tiny]) == 0
+        trained[ref] = json.loads(capsys.readouterr().out)
+    record_model(url, kind="train", arch="vgg16", layout="cifar", config={},
+                 metrics={"test_accuracy": 0.5}, test_accuracy=0.5, params=1, mult_adds=1)
+    assert main(["compare", "--storage", url, "--json"]) == 0
+    captured = capsys.readouterr()
+    rows = json.loads(captured.out)
+    assert {r["arch"] for r in rows} == {"nasnet-a", "lenet5"}
+    assert all(r["accuracy"] is not None for r in rows)
+    assert "1 models row(s) written before model cards are left out" in captured.err
+    for row in rows:
+        run = trained[row["arch"]]
+        assert row["accuracy"] == run["test_accuracy"] and row["preset"] == "cpu-quick"
+        assert (row["params"], row["mult_adds"]) == (run["params"], run["mult_adds"])
+        assert row["train_seconds"] == run["train_seconds"] and row["epochs"] == 1
+        assert row["layout"] == "cifar" and row["image_size"] == 32
+    by_arch = {r["arch"]: r for r in rows}
+    assert (by_arch["nasnet-a"]["cells"], by_arch["nasnet-a"]["filters"]) == (1, 24)
+    assert by_arch["lenet5"]["width"] == 1.0 and by_arch["lenet5"]["kind"] == "baseline"
 
 
 @pytest.fixture(scope="module")
@@ -111,13 +150,16 @@ def test_newest_row_per_model_unless_all(trained: dict[str, Any]) -> None:
     from nas.db import record_model
 
     url = trained["url"]
+    from workers.checkpoint import read_card
+
     first = next(r for r in trained["rows"] if r["arch"] == "nasnet-a")
     # the same model trained again under the same preset: the table shows the newer row
     again = record_model(url, kind="transfer", arch="nasnet-a", layout="imagenet",
                          config={"train": {"preset": "cpu-transfer"}},
                          metrics={"top1": first["top1"], "top5": first["top5"]},
                          test_accuracy=first["top1"], params=first["params"],
-                         mult_adds=first["mult_adds"], checkpoint=first["checkpoint"])
+                         mult_adds=first["mult_adds"], checkpoint=first["checkpoint"],
+                         card=read_card(Path(first["checkpoint"])).to_dict())
     shown = [r["model_id"] for r in compare_rows(url) if r["arch"] == "nasnet-a"]
     assert shown == [again.model_id]
     every = [r["model_id"] for r in compare_rows(url, show_all=True) if r["arch"] == "nasnet-a"]

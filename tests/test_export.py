@@ -3,11 +3,12 @@
 Networks are 1@48 on 32x32 images so every test runs in seconds on 2 CPU cores. Checkpoints
 are made here the way `nas train` writes them: a network built by `Arch.build`, perturbed by
 random BatchNorm statistics and two SGD steps (with the auxiliary head), saved with
-`save_checkpoint` and its description.
+`save_checkpoint` and its model card.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pickle
 import random
@@ -22,8 +23,9 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+import search_spaces.ops
 from nas.cli import main
-from nas.export import OP_SOURCE, export_model, load_generated, module_name
+from nas.export import export_model, load_generated, module_name
 from nas.refs import resolve_ref
 from search_spaces import (
     OPS,
@@ -31,11 +33,14 @@ from search_spaces import (
     Block,
     Cell,
     Genotype,
+    count_mult_adds,
     count_params,
     get_arch,
     sample_genotype,
 )
-from workers.checkpoint import load_checkpoint, save_checkpoint
+from workers.card import make_card
+from workers.checkpoint import load_checkpoint, read_card, save_checkpoint, save_state
+from workers.data import CLASSES as CIFAR_CLASSES
 
 SMALL = {"layout": "cifar", "cells": 1, "filters": 48, "image_size": 32, "num_classes": 10}
 SEARCHED_SEED = 2  # a sampled genotype with concat blocks, narrowed states, stride-2 identity
@@ -72,7 +77,7 @@ def one_thread() -> Iterator[None]:
 
 
 def make_checkpoint(path: Path, arch: Arch, auxiliary: bool = True, **size: Any) -> Path:
-    """A trained-looking checkpoint of `arch`, described as `nas train` describes its own."""
+    """A trained-looking checkpoint of `arch` with a model card as `nas train` writes one."""
     settings = arch.resolve(**{**SMALL, **size}, auxiliary=auxiliary, drop_path=0.2)
     torch.manual_seed(1)
     net = arch.build(**settings)
@@ -92,26 +97,27 @@ def make_checkpoint(path: Path, arch: Arch, auxiliary: bool = True, **size: Any)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    description = {
-        "arch": arch.name,
-        "kind": "genotype",
-        "genotype": arch.genotype.to_dict() if arch.genotype else None,
-        "network": settings,
-        "train": {"epochs": 1, "max_steps": 2, "seed": 1},
-        "metrics": {"test_accuracy": 0.1234},  # a stand-in: nothing here scores the network
-        "params": count_params(net),
-        "mult_adds": None,
-        "nas_version": "0.1.0",
-        "created": "2026-11-22T00:00:00Z",
-    }
-    return save_checkpoint(path, net, description)
+    card = make_card(
+        ref=arch.name, kind="genotype",
+        genotype=arch.genotype.to_dict() if arch.genotype else None,
+        key=arch.genotype.key() if arch.genotype else None, settings=settings,
+        classes=CIFAR_CLASSES if settings["num_classes"] == 10 else None, preset="cpu-quick",
+        train={"epochs": 1, "max_steps": 2, "seed": 1, "lr": 0.1, "batch_size": 4},
+        preset_train={"epochs": 1, "lr": 0.1, "batch_size": 4},
+        accuracy=0.1234,  # a stand-in: nothing here scores the network
+        split="test", top5=None, train_seconds=0.5, images_per_s=8.0, epochs=1,
+        params=count_params(net), mult_adds=count_mult_adds(net, settings["image_size"]),
+        command="train", data_fingerprint=None,
+    )
+    return save_checkpoint(path, net, card)
 
 
 def project_network(checkpoint: Path) -> torch.nn.Module:
     """The project's own network from a checkpoint, as `nas` would rebuild it."""
-    state, description = load_checkpoint(checkpoint)
-    arch = Arch(description["arch"], "genotype", Genotype.from_dict(description["genotype"]))
-    net = arch.build(**description["network"])
+    state, card = load_checkpoint(checkpoint)
+    built = card.architecture
+    arch = Arch(built.ref, "genotype", Genotype.from_dict(built.genotype))
+    net = arch.build(**built.settings)
     net.load_state_dict(state)
     return net.eval()
 
@@ -167,8 +173,13 @@ model = module.build(f"{export_dir}/{name}.safetensors").eval()
 x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
 with torch.no_grad():
     logits = model(x)
+images = torch.arange(2 * 3 * 32 * 32).remainder(256).to(torch.uint8).view(2, 3, 32, 32)
+with torch.no_grad():
+    from_uint8 = model(module.preprocess(images))
 print(json.dumps({
     "file": module.__file__,
+    "ops_file": sys.modules["nas_ops"].__file__,
+    "preprocessed_logits": from_uint8.tolist(),
     "params": sum(p.numel() for p in model.parameters()),
     "logits": logits.tolist(),
     "safetensors_imported": "safetensors" in sys.modules,
@@ -217,11 +228,14 @@ def test_exported_module_matches_project_network_without_the_project(
     assert result["weights"] == str(out / f"{name}.safetensors")
     assert result["genotype"] == str(out / "genotype.json") and result["onnx"] is None
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["genotype.json", f"{name}.py", f"{name}.safetensors"]
+        ["genotype.json", f"{name}.py", f"{name}.safetensors", "nas_ops.py"]
     )
+    # the op catalogue is the project's own file, not a copy kept by hand
+    assert (out / "nas_ops.py").read_bytes() == Path(search_spaces.ops.__file__).read_bytes()
 
     clean = run_clean(out, name)
-    assert clean["file"] == result["module"]
+    assert clean["file"] == result["module"] and clean["ops_file"] == str(out / "nas_ops.py")
+    assert len(clean["preprocessed_logits"]) == 2  # preprocess runs without the project too
     assert not clean["safetensors_imported"]  # the module's own reader, not the package
 
     project = project_network(checkpoint)  # trained with its auxiliary head
@@ -235,8 +249,11 @@ def test_exported_module_matches_project_network_without_the_project(
 
     # One safetensors file loads into both: the project's network without the training-only
     # auxiliary head takes the exported weights with strict keys.
-    _, description = load_checkpoint(checkpoint)
-    deploy = arch.build(**{**description["network"], "auxiliary": False})
+    _, card = load_checkpoint(checkpoint)
+    deploy = arch.build(**{**card.architecture.settings, "auxiliary": False})
+    shipped = read_card(Path(result["weights"]))  # the exported weights carry the card too
+    assert shipped.architecture.settings == {**card.architecture.settings, "auxiliary": False}
+    assert (shipped.input, shipped.metrics) == (card.input, card.metrics)
     deploy.load_state_dict(load_file(result["weights"]), strict=True)
     # ... and the exported module takes the training checkpoint itself (aux keys skipped).
     module = load_generated(Path(result["module"]))
@@ -248,6 +265,45 @@ def test_exported_module_matches_project_network_without_the_project(
     assert Genotype.from_json(Path(result["genotype"]).read_text()) == arch.genotype
     assert main(["show", result["genotype"], "--json"]) == 0
     capsys.readouterr()
+
+
+def real_images(cifar_dir: Path, count: int = 4) -> torch.Tensor:
+    """A few real CIFAR-10 test images as uint8 (count, 3, 32, 32), one class each."""
+    from PIL import Image
+
+    folders = sorted((cifar_dir / "test").iterdir())[:count]
+    arrays = [np.asarray(Image.open(sorted(f.iterdir())[0]).convert("RGB")) for f in folders]
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+
+
+@pytest.mark.parametrize("layout", ["cifar", "imagenet"])
+def test_preprocess_then_model_matches_the_projects_normalize_and_network(
+    layout: str, cifar_dir: Path, tmp_path: Path
+) -> None:
+    """uint8 images through the export's own preprocess and network give the logits the
+    project computes with its trainer's normalize and its network, within 1e-5; [0, 1]
+    floats give the same."""
+    from workers.augment import normalize as cifar_normalize
+    from workers.imagefolder import normalize as imagenet_normalize
+
+    checkpoint = make_checkpoint(tmp_path / "ckpt.safetensors", get_arch("nasnet-a"),
+                                 layout=layout)
+    result = export_model(get_arch("nasnet-a"), tmp_path / "x", weights=checkpoint)
+    module = load_generated(Path(result["module"]))
+    model = module.build(result["weights"]).eval()
+    images = real_images(cifar_dir)
+    normalize = cifar_normalize if layout == "cifar" else imagenet_normalize
+    project = project_network(checkpoint)
+    with torch.no_grad():
+        expected = project(normalize(images))
+        got = model(module.preprocess(images))
+        from_floats = model(module.preprocess(images.float() / 255))
+    assert (got - expected).abs().max().item() <= 1e-5
+    assert (from_floats - expected).abs().max().item() <= 1e-5
+    assert expected.abs().max() > 1e-3
+    assert module.IMAGE_SIZE == 32 and len(module.MEAN) == len(module.STD) == 3
+    with pytest.raises(ValueError, match="uint8"):
+        module.preprocess(images.long())
 
 
 def test_generated_source_is_readable_ruff_clean_and_imports_only_torch(
@@ -264,23 +320,29 @@ def test_generated_source_is_readable_ruff_clean_and_imports_only_torch(
     assert lint.returncode == 0, lint.stdout
     imports = {line.split()[1] for line in source.splitlines()
                if line.startswith(("import ", "from "))}
-    assert imports == {"__future__", "json", "math", "sys", "pathlib", "torch"}
-    header = source.split('"""')[0]
+    assert imports == {"__future__", "json", "math", "sys", "pathlib", "torch", "nas_ops"}
+    header = " ".join(line.lstrip("# ") for line in source.split('"""')[0].splitlines())
     for fact in ("nasnet-a", "b0 = sep_conv_5x5(h_i) + sep_conv_3x3(h_{i-1})",
                  "cifar layout, 1@48", f"{result['params']:,} parameters", "mult-adds",
-                 "test_accuracy 0.1234", "nas export nasnet-a --out", "--weights",
-                 "auxiliary head"):
+                 "top-1 0.1234 on the CIFAR-10 test split", "nas export nasnet-a --out",
+                 "--weights", "auxiliary head", "MEAN = (125.31, 122.95, 113.87)",
+                 "0..255 scale", "preprocess(images)", "Classes (CLASSES): airplane",
+                 "preset cpu-quick, lr 0.1, seed 1"):
         assert fact in header, fact
-    # The genotype is data, not unrolled code; only the ops the cells use are written.
+    # The input is stated in code too, from the card; the ops come from the one catalogue.
+    assert "MEAN = (125.31, 122.95, 113.87)" in source and "IMAGE_SIZE = 32" in source
+    assert '"airplane",' in source and "def preprocess(images" in source
+    assert "from nas_ops import OPS" in source and "class SepConv" not in source
+    # The genotype is data, not unrolled code.
     assert '((1, "sep_conv_5x5"), (0, "sep_conv_3x3"), "add"),  # b0' in source
-    assert "class SepConv" in source and "class FactorizedConv" not in source
-    assert '"conv_3x3"' not in source and "def build(weights" in source
+    assert "def build(weights" in source
 
 
 @pytest.mark.parametrize("layout", ["cifar", "imagenet"])
 def test_every_op_exports_with_the_projects_keys_and_outputs(layout: str, tmp_path: Path) -> None:
-    assert set(OP_SOURCE) == set(OPS)
     arch = Arch("all-ops", "genotype", ALL_OPS)
+    assert {op for c in (ALL_OPS.normal, ALL_OPS.reduce) for b in c.blocks for op in b.ops} \
+        == set(OPS)
     result = export_model(arch, tmp_path, layout=layout, cells=1, filters=48, image_size=32,
                           num_classes=7)
     assert result["max_abs_diff"] <= 1e-5
@@ -382,15 +444,16 @@ def test_non_empty_output_directory_needs_force(
 
 def test_weights_that_do_not_fit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     nasnet = get_arch("nasnet-a")
-    # Tensors of a 1@72 network under a description that says 1@48.
+    # Tensors of a 1@72 network under a model card that says 1@48.
     wide = make_checkpoint(tmp_path / "wide.safetensors", nasnet, filters=72)
-    state, description = load_checkpoint(wide)
-    description["network"]["filters"] = 48
-    lying = tmp_path / "lying.safetensors"
-    save_file(state, str(lying), metadata={"nas": json.dumps(description)})
+    state, card = load_checkpoint(wide)
+    narrow = dataclasses.replace(card.architecture, filters=48,
+                                 settings={**card.architecture.settings, "filters": 48})
+    lying = save_state(tmp_path / "lying.safetensors", state,
+                       dataclasses.replace(card, architecture=narrow))
     err = bad_input(["export", "nasnet-a", "--weights", str(lying), "--out", str(tmp_path / "o")],
                     capsys)
-    assert "do not fit" in err and "shape mismatches" in err
+    assert "do not fit" in err and "shape mismatches" in err and "model card" in err
     # A checkpoint trained for another genotype.
     darts = make_checkpoint(tmp_path / "darts.safetensors", get_arch("darts-v2"))
     err = bad_input(["export", "nasnet-a", "--weights", str(darts), "--out", str(tmp_path / "o")],

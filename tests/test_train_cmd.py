@@ -14,8 +14,10 @@ from test_data import make_small_cifar
 from nas.cli import main
 from nas.db import open_database
 from search_spaces import get_arch
+from workers import CARD_VERSION, ModelCard
+from workers.augment import MEAN, STD
 from workers.checkpoint import load_checkpoint
-from workers.data import load_cifar10
+from workers.data import CLASSES, load_cifar10
 from workers.train import evaluate
 
 TRAIN_KEYS = {"arch", "test_accuracy", "params", "mult_adds", "epochs", "train_seconds",
@@ -51,14 +53,25 @@ def test_train_writes_a_checkpoint_that_reloads_and_records_the_model(
     assert row["arch"] == "nasnet-a" and row["epochs"] == 1 and row["stopped"] == "max steps"
     assert 0.0 <= row["test_accuracy"] <= 1.0
 
-    # The checkpoint describes itself well enough to rebuild the network and score it again.
-    state, description = load_checkpoint(Path(row["checkpoint"]))
-    assert description["network"]["cells"] == 1 and description["network"]["filters"] == 24
-    assert description["genotype"] == get_arch("nasnet-a").genotype.to_dict()
-    assert description["train"]["seed"] == 3 and description["preset"] == "cpu-quick"
-    assert description["params"] == row["params"]
-    assert Path(row["checkpoint"]).with_suffix(".json").is_file()
-    model = get_arch("nasnet-a").build(**description["network"])
+    # The checkpoint's model card says enough to rebuild the network and score it again.
+    state, card = load_checkpoint(Path(row["checkpoint"]))
+    assert card.version == CARD_VERSION and card.size == "1@24"
+    assert (card.architecture.cells, card.architecture.filters) == (1, 24)
+    assert card.architecture.genotype == get_arch("nasnet-a").genotype.to_dict()
+    assert card.architecture.key == get_arch("nasnet-a").genotype.key()
+    assert card.recipe.seed == 3 and card.recipe.preset == "cpu-quick"
+    assert card.recipe.changed["max_steps"] == 1 and card.recipe.changed["subset"] == 128
+    assert (card.cost.params, card.cost.mult_adds) == (row["params"], row["mult_adds"])
+    assert card.metrics.accuracy == row["test_accuracy"] and card.metrics.split == "test"
+    assert card.metrics.train_seconds == row["train_seconds"] and card.metrics.epochs == 1
+    assert card.input.mean == MEAN and card.input.std == STD and card.input.image_size == 32
+    assert card.input.classes == CLASSES and card.input.num_classes == 10
+    assert card.provenance.command == "train" and card.provenance.torch_version == \
+        torch.__version__
+    assert card.provenance.data_fingerprint == load_cifar10(small).fingerprint
+    beside = Path(row["checkpoint"]).with_suffix(".json")
+    assert ModelCard.from_json(beside.read_text()) == card
+    model = get_arch("nasnet-a").build(**card.architecture.settings)
     model.load_state_dict(state, strict=True)
     assert sum(p.numel() for p in model.parameters()) >= row["params"]
     test = load_cifar10(small).test
@@ -75,6 +88,7 @@ def test_train_writes_a_checkpoint_that_reloads_and_records_the_model(
         ("train", "nasnet-a", row["checkpoint"])]
     assert models[0].test_accuracy == pytest.approx(row["test_accuracy"])
     assert models[0].key == get_arch("nasnet-a").genotype.key()
+    assert ModelCard.from_dict(models[0].card) == card
 
 
 def test_train_a_baseline_is_deterministic_for_a_seed(
@@ -88,9 +102,11 @@ def test_train_a_baseline_is_deterministic_for_a_seed(
         assert code == 0, err
         rows.append(json.loads(out))
     assert rows[0]["kind"] == "baseline" and rows[0]["test_accuracy"] == rows[1]["test_accuracy"]
-    a, _ = load_checkpoint(Path(rows[0]["checkpoint"]))
+    a, card = load_checkpoint(Path(rows[0]["checkpoint"]))
     b, _ = load_checkpoint(Path(rows[1]["checkpoint"]))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert card.architecture.kind == "baseline" and card.architecture.genotype is None
+    assert card.architecture.width == 1.0 and card.size == "width 1"
 
 
 @pytest.mark.parametrize(("args", "message"), [

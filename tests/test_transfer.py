@@ -230,16 +230,16 @@ def test_transfer_two_ray_train_workers(
     assert sum(w["val_samples"] for w in workers) == 5 * CLASSES
 
     # the checkpoint loads into Arch.build with strict keys, and scores what was reported
-    state, description = load_checkpoint(Path(row["checkpoint"]))
-    assert {"arch", "kind", "genotype", "network", "train", "metrics", "params", "mult_adds",
-            "nas_version", "created"} <= set(description)
-    assert description["network"]["layout"] == "imagenet"
-    assert description["metrics"]["top1"] == row["top1"]
-    arch = Arch("nasnet-a", "genotype", Genotype.from_dict(description["genotype"]))
-    model = arch.build(**description["network"])
+    state, card = load_checkpoint(Path(row["checkpoint"]))
+    assert card.architecture.layout == "imagenet" and card.provenance.command == "transfer"
+    assert card.metrics.accuracy == row["top1"] and card.metrics.top5 == row["top5"]
+    assert card.metrics.split == "val" and card.input.classes is not None
+    assert (card.cost.params, card.cost.mult_adds) == (row["params"], row["mult_adds"])
+    arch = Arch("nasnet-a", "genotype", Genotype.from_dict(card.architecture.genotype))
+    model = arch.build(**card.architecture.settings)
     model.load_state_dict(state, strict=True)
     model.eval()
-    val = load_imagefolder(data, description["train"]["stored_size"]).val
+    val = load_imagefolder(data, card.recipe.settings["stored_size"]).val
     with torch.no_grad():
         pred = model(crop(val.x, 32)).argmax(1)
     assert abs(float((pred == val.y).float().mean()) - row["top1"]) < 1e-6
@@ -255,3 +255,4 @@ def test_transfer_two_ray_train_workers(
     assert (record.kind, record.arch, record.layout) == ("transfer", "nasnet-a", "imagenet")
     assert record.test_accuracy == row["top1"] and record.checkpoint == row["checkpoint"]
     assert record.key == arch.genotype.key() and record.metrics["top5"] == row["top5"]
+    assert record.card == card.to_dict()

@@ -1,7 +1,9 @@
-"""Checkpoints: weights in safetensors, the description (what the network is and how it was
-trained) inside the same file's metadata and beside it as JSON for people.
+"""Checkpoints: weights in safetensors, the model card (`workers.card`) inside the same file's
+metadata and beside it as JSON for people.
 
-Nothing is ever unpickled: safetensors holds only tensors and strings.
+Nothing is ever unpickled: safetensors holds only tensors and strings. Checkpoints written
+before the card (metadata key "nas", a free-form description) are read through the one
+converter `workers.card.from_description`, or refused when it lacks what a card needs.
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-METADATA_KEY = "nas"
+from workers.card import CardError, ModelCard, from_description
+
+CARD_KEY = "nas_card"  # the model card, JSON
+OLD_KEY = "nas"  # before the card: a free-form description, JSON
 
 
 class CheckpointError(ValueError):
@@ -36,21 +41,26 @@ def _atomic_write(path: Path, write: Any) -> None:
         Path(tmp).unlink(missing_ok=True)
 
 
-def save_checkpoint(path: Path, model: nn.Module, description: dict[str, Any]) -> Path:
-    """Save `model`'s state to `path` (.safetensors) and `description` to path.with .json."""
+def save_checkpoint(path: Path, model: nn.Module, card: ModelCard) -> Path:
+    """Save `model`'s state to `path` (.safetensors, the card in its metadata) and the card
+    to path.with .json for people."""
     path = Path(path)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    text = json.dumps(description, sort_keys=True, default=str)
-    _atomic_write(path, lambda tmp: save_file(state, str(tmp), metadata={METADATA_KEY: text}))
-    _atomic_write(
-        path.with_suffix(".json"),
-        lambda tmp: tmp.write_text(json.dumps(description, indent=2, default=str) + "\n"),
-    )
+    save_state(path, state, card)
+    _atomic_write(path.with_suffix(".json"),
+                  lambda tmp: tmp.write_text(card.to_json(indent=2) + "\n"))
     return path
 
 
-def read_description(path: Path) -> dict[str, Any]:
-    """The description stored in a checkpoint, without loading its tensors."""
+def save_state(path: Path, state: dict[str, torch.Tensor], card: ModelCard) -> Path:
+    """Tensors and their card as one safetensors file, written atomically."""
+    metadata = {CARD_KEY: card.to_json()}
+    _atomic_write(Path(path), lambda tmp: save_file(state, str(tmp), metadata=metadata))
+    return Path(path)
+
+
+def _metadata(path: Path) -> dict[str, str]:
+    """The safetensors header's metadata, without loading any tensor."""
     path = Path(path)
     try:
         with open(path, "rb") as f:
@@ -58,19 +68,39 @@ def read_description(path: Path) -> dict[str, Any]:
             if not 0 < header_len < 100_000_000:
                 raise CheckpointError(f"{path} is not a safetensors file")
             header = json.loads(f.read(header_len))
-        text = header.get("__metadata__", {}).get(METADATA_KEY)
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        metadata = header.get("__metadata__") or {}
+        if not isinstance(metadata, dict):
+            raise ValueError("its metadata is not an object")
+    except (OSError, ValueError, UnicodeDecodeError, AttributeError) as exc:
         raise CheckpointError(f"{path} is not a safetensors checkpoint: {exc}") from None
-    if text is None:
-        raise CheckpointError(f"{path} has no nas description; was it written by nas?")
-    return json.loads(text)
+    return metadata
 
 
-def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """(state dict, description); refuses anything that is not safetensors."""
-    description = read_description(path)
+def read_card(path: Path) -> ModelCard:
+    """The checkpoint's model card, without loading its tensors; an old checkpoint's
+    description goes through the one converter. CheckpointError says what to do."""
+    path = Path(path)
+    metadata = _metadata(path)
+    try:
+        if CARD_KEY in metadata:
+            return ModelCard.from_json(metadata[CARD_KEY])
+        if OLD_KEY in metadata:
+            try:
+                description = json.loads(metadata[OLD_KEY])
+            except ValueError:
+                raise CardError("its old description is not JSON") from None
+            return from_description(description)
+    except CardError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+    raise CheckpointError(f"{path} has no model card; was it written by nas? "
+                          "Retrain it with `nas train` or `nas transfer`")
+
+
+def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], ModelCard]:
+    """(state dict, card); refuses anything that is not safetensors."""
+    card = read_card(path)
     try:
         state = load_file(str(path))
     except (SafetensorError, OSError) as exc:
         raise CheckpointError(f"cannot read weights from {path}: {exc}") from None
-    return state, description
+    return state, card

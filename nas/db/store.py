@@ -144,6 +144,7 @@ class ModelRecord:
     checkpoint: str | None
     created_at: datetime
     model_uid: str | None = None  # the client-made key the row was inserted with
+    card: dict[str, Any] | None = None  # workers.card.ModelCard.to_dict(); None: written before
 
 
 @dataclass(frozen=True)
@@ -189,7 +190,7 @@ def _model(row: ModelRow, key: str | None) -> ModelRecord:
     return ModelRecord(
         row.model_id, row.kind, row.arch, key, row.layout, row.config_json, row.metrics_json,
         row.test_accuracy, row.params, row.mult_adds, row.checkpoint, as_utc(row.created_at),
-        row.model_uid,
+        row.model_uid, row.card_json,
     )
 
 
@@ -465,8 +466,10 @@ class Database:
         layout: str | None = None, test_accuracy: float | None = None,
         params: int | None = None, mult_adds: int | None = None,
         checkpoint: str | None = None, model_uid: str | None = None,
+        card: dict[str, Any] | None = None,
     ) -> ModelRecord:
-        """Store a final training; a genotype links it to its architecture row.
+        """Store a final training; a genotype links it to its architecture row; `card` is
+        the model card (`ModelCard.to_dict()`), the record readers use.
 
         `model_uid` (a uuid4, made before the first attempt when not given) is the row's
         client-made key: a repeated insert of it finds our earlier attempt's row and returns
@@ -477,8 +480,8 @@ class Database:
         row = ModelRow(
             kind=kind, arch=arch, architecture_id=architecture_id, layout=layout,
             config_json=config, metrics_json=metrics, test_accuracy=test_accuracy,
-            params=params, mult_adds=mult_adds, checkpoint=checkpoint, created_at=now(),
-            model_uid=model_uid,
+            params=params, mult_adds=mult_adds, checkpoint=checkpoint, card_json=card,
+            created_at=now(), model_uid=model_uid,
         )
         try:
             with self.session() as s:
