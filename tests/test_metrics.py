@@ -227,6 +227,8 @@ def test_a_real_prometheus_scrapes_a_searchs_metrics(
         assert {r["metric"]["trial"] for r in accuracy} <= {"0", "1"}
         assert all(0.0 <= float(r["value"][1]) <= 1.0 for r in accuracy), accuracy
         assert {r["metric"]["state"] for r in finished} <= {"COMPLETE", "PRUNED", "FAIL"}
+        # the broker is killed when the search ends, so its last flush (0.5 s here) may be lost
+        assert 1 <= sum(float(r["value"][1]) for r in finished) <= 2, finished
         assert all(r["metric"]["instance"].startswith("127.0.0.2:") for r in finished)
         assert seen("ray_nas_trials_running"), "the trials-running gauge never reached it"
         # every target Prometheus scraped was on loopback
