@@ -14,10 +14,12 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -137,25 +139,49 @@ def _wait(what: str, timeout: float, check: Any) -> Any:
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
+@dataclass
+class Head:
+    address: str
+    temp_dir: Path
+    dashboard: str
+    prometheus_port: int
+    env: dict[str, str]
+
+    def health(self, what: str) -> dict[str, Any]:
+        """The head's own check of Prometheus or Grafana (what the Metrics view asks)."""
+        request = urllib.request.Request(f"{self.dashboard}/api/{what}_health")
+        request.add_header("Authorization", f"Bearer {self.env['RAY_AUTH_TOKEN']}")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return dict(json.loads(response.read()))
+        except urllib.error.HTTPError as exc:
+            return dict(json.loads(exc.read()))
+
+
 @pytest.fixture
-def ray_head() -> Iterator[tuple[str, Path, dict[str, str]]]:
+def ray_head() -> Iterator[Head]:
     """A Ray head on 127.0.0.2 (token auth, its own temp dir, 1 CPU) that flushes metrics
-    every 0.5 s (Ray's default is 10 s); always stopped, by process id."""
+    every 0.5 s (Ray's default is 10 s), told of a Prometheus on a port chosen here and of a
+    Grafana that does not exist; always stopped, by process id."""
     from test_multinode import BIN, _free_port, _start_node, _wait_for_port
 
+    prometheus_port, dashboard_port = _free_port(), _free_port()
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("RAY_ADDRESS", "RAY_AUTH"))}
+           if not k.startswith(("RAY_ADDRESS", "RAY_AUTH", "RAY_PROMETHEUS", "RAY_GRAFANA"))}
     env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=secrets.token_hex(16),
                RAY_USAGE_STATS_ENABLED="0", RAY_metrics_report_interval_ms="500",
+               RAY_PROMETHEUS_HOST=f"http://127.0.0.1:{prometheus_port}",
+               RAY_GRAFANA_HOST=f"http://127.0.0.1:{_free_port()}",  # nothing listens there
                PATH=f"{BIN}:{env.get('PATH', '')}")
     gcs = _free_port()
     node = _start_node("head", "127.0.0.2", [
         "--head", f"--port={gcs}", "--dashboard-host=127.0.0.1",
-        f"--dashboard-port={_free_port()}", f"--metrics-export-port={_free_port()}",
+        f"--dashboard-port={dashboard_port}", f"--metrics-export-port={_free_port()}",
         f"--ray-client-server-port={_free_port()}"], env)
     try:
         _wait_for_port("127.0.0.2", gcs, time.monotonic() + 180)
-        yield f"127.0.0.2:{gcs}", node.temp_dir, env
+        yield Head(f"127.0.0.2:{gcs}", node.temp_dir, f"http://127.0.0.1:{dashboard_port}",
+                   prometheus_port, env)
     finally:
         node.stop()
         assert not node.leftovers(), "the Ray head left processes behind"
@@ -164,14 +190,13 @@ def ray_head() -> Iterator[tuple[str, Path, dict[str, str]]]:
 
 
 @pytest.mark.slow
-def test_a_real_prometheus_scrapes_a_searchs_metrics(
-        ray_head: tuple[str, Path, dict[str, str]], cifar_dir: Path, tmp_path: Path) -> None:
+def test_a_real_prometheus_scrapes_a_searchs_metrics(ray_head: Head, cifar_dir: Path,
+                                                     tmp_path: Path) -> None:
     from faults.faultkit import write_config
-    from test_multinode import _free_port
 
     if shutil.which("prometheus") is None:
         pytest.skip("Debian's prometheus is not installed (.ci/run installs it)")
-    address, temp_dir, env = ray_head
+    address, temp_dir, env = ray_head.address, ray_head.temp_dir, ray_head.env
     nas = [sys.executable, "-m", "nas"]
 
     # the head writes its Prometheus config and the list of node endpoints once it is up
@@ -189,7 +214,7 @@ def test_a_real_prometheus_scrapes_a_searchs_metrics(
     # loopback only: Ray advertises the node IP it was given, never the host's address
     assert all(t.startswith("127.0.0.2:") for t in where["targets"]), where
 
-    port = _free_port()
+    port = ray_head.prometheus_port
     prometheus = f"http://127.0.0.1:{port}"
     log = (tmp_path / "prometheus.log").open("wb")
     server = subprocess.Popen(
@@ -198,6 +223,10 @@ def test_a_real_prometheus_scrapes_a_searchs_metrics(
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         _wait("Prometheus to answer", 60, lambda: _query(prometheus, "vector(1)"))
+        # what the README tells a person to ask when the Metrics view stays empty
+        assert ray_head.health("prometheus")["msg"] == "prometheus running"
+        grafana = ray_head.health("grafana")
+        assert grafana["result"] is False and "Grafana healthcheck failed" in grafana["msg"]
         study = f"prom{uuid.uuid4().hex[:8]}"
         started = time.monotonic()
         search = subprocess.run(
