@@ -273,3 +273,11 @@ def test_a_real_prometheus_scrapes_a_searchs_metrics(ray_head: Head, cifar_dir: 
             server.kill()
             server.wait(10)
         log.close()
+
+
+def test_monitor_is_a_light_command(tmp_path: Path) -> None:
+    """It reads two files: no torch, ray or optuna (as `nas status`)."""
+    from test_cli_light import probe
+
+    code, heavy, _ = probe("monitor", "--temp-dir", str(tmp_path))
+    assert code == 2 and heavy == []
