@@ -36,10 +36,11 @@ RUN pip install --no-deps . \
 
 # Non-root: Ray, the driver and the dashboards need no privileges. /results is the driver's
 # working directory (a named volume), /data the CIFAR-10 mount, /gpu-slots the workers'
-# shared lock directory (docker/ray-worker.sh).
+# shared lock directory (docker/ray-worker.sh), /tmp/ray Ray's temp dir (on the head, the
+# ray-tmp volume that Prometheus and Grafana read; a new volume takes this owner).
 RUN useradd --create-home --uid "${NAS_UID}" --shell /bin/bash nas \
-    && mkdir -p /results /data /gpu-slots \
-    && chown nas:nas /results /data /gpu-slots
+    && mkdir -p /results /data /gpu-slots /tmp/ray \
+    && chown nas:nas /results /data /gpu-slots /tmp/ray
 USER nas
 WORKDIR /results
 ENV NAS_DATA_DIR=/data

@@ -572,3 +572,42 @@ def _command(argv: list[str] | None) -> str:
 
 def entry() -> None:
     sys.exit(main())
+
+
+@cli.command("monitor")
+@click.option("--temp-dir", type=PATH, default=Path("/tmp/ray"), show_default=True,
+              help="The Ray head's temp dir (`ray start --temp-dir`).")
+@click.option("--write-config", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write a prometheus.yml scraping every node (else use Ray's own).")
+@click.option("--scrape-interval", type=click.FloatRange(min=0.5), default=10.0,
+              show_default=True, help="Seconds between scrapes, for --write-config.")
+@options("json")
+def monitor_cmd(temp_dir: Path, write_config: Path | None, scrape_interval: float,
+                as_json: bool) -> None:
+    """Where Prometheus finds this Ray head's metrics, and the command that scrapes them."""
+    from nas.monitor import prometheus_files, scrape_targets, write_prometheus_config
+
+    session = temp_dir / "session_latest"
+    if not session.is_dir():
+        raise BadInput(f"no Ray session under {temp_dir}: start `nas search` or `ray start "
+                       "--head` on this machine first, or pass the head's --temp-dir")
+    config, _ = prometheus_files(session)
+    if not config.is_file():
+        raise BadInput(f"{config} does not exist: this machine's Ray node is not the head (or "
+                       "runs without its dashboard); run `nas monitor` on the head")
+    # Ray keeps this link pointed at the current session's file: it survives a restart.
+    discovery = temp_dir / "prom_metrics_service_discovery.json"
+    if write_config is not None:
+        write_prometheus_config(write_config, discovery, scrape_interval)
+        config = write_config
+    result = {"temp_dir": str(temp_dir), "session": str(session.resolve()),
+              "config": str(config), "discovery": str(discovery),
+              "targets": scrape_targets(discovery),
+              "command": f"prometheus --config.file={config}"}
+    if as_json:
+        print_json(result)
+        return
+    click.echo(f"session:        {result['session']}")
+    click.echo(f"scrape targets: {', '.join(result['targets']) or 'none listed yet'}")
+    click.echo(f"config:         {config}")
+    click.echo(f"run:            {result['command']}")

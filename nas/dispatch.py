@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import socket
+from pathlib import Path
 from typing import Any
 
 import ray
@@ -82,6 +83,13 @@ def dashboard_url() -> str | None:
     return url if url.startswith("http") else f"http://{url}"
 
 
+def session_dir() -> Path | None:
+    """This node's Ray session directory (where the head writes its Prometheus config);
+    None for a client connection, which has no local node."""
+    node = getattr(ray._private.worker, "_global_node", None)
+    return Path(node.get_session_dir_path()) if node is not None else None
+
+
 def gcs_address() -> str:
     """This driver's cluster, for the state API (which cannot guess when several run)."""
     return ray.get_runtime_context().gcs_address
@@ -151,6 +159,9 @@ class EpochBroker:
             if future is not None and not future.done():
                 future.set_result(prune)
 
+    async def trial_started(self) -> None:
+        self.metrics.trial_started()
+
     async def trial_finished(self, state: str, best: float | None) -> None:
         self.metrics.trial_finished(state, best)
 
@@ -175,6 +186,7 @@ def submit_trial(spec: TrialSpec, data_ref: ray.ObjectRef, broker: Any, cpus: fl
                  gpus: float, max_retries: int) -> ray.ObjectRef:
     """One named task per trial; a dead worker process is retried `max_retries` times,
     an exception is not (the worker turns it into a FAIL result)."""
+    broker.trial_started.remote()  # the nas_trials_running gauge; trial_finished lowers it
     return _remote_trial.options(
         name=task_name(spec.study, spec.number), num_cpus=cpus, num_gpus=gpus,
         max_retries=max_retries, retry_exceptions=False,

@@ -1,11 +1,17 @@
-"""Monitoring: Ray custom metrics (shown in the dashboard's metrics view) and progress lines.
+"""Monitoring: Ray custom metrics, where Prometheus finds them, and progress lines.
 
 The metrics live in the epoch broker actor, the one Ray process that sees every epoch
-report and every finished trial, so workers need no metrics code of their own.
+report and every finished trial, so workers need no metrics code of their own. Ray exports
+them in Prometheus format from every node (pull-based: a search never waits for, or fails
+on, a Prometheus or Grafana that is not there); Prometheus names them `ray_<name>` for a
+gauge and `ray_<name>_total` for a counter, with our tags as labels.
 """
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
 from typing import Any
 
 import click
@@ -29,6 +35,10 @@ class SearchMetrics:
                                 tag_keys=("study", "state"))
         self.best = Gauge("nas_best_val_accuracy", "Best validation accuracy so far.",
                           tag_keys=("study",))
+        self.running = Gauge("nas_trials_running",
+                             "Trials handed to Ray and not finished (running or waiting).",
+                             tag_keys=("study",))
+        self.in_flight = 0
 
     def epoch(self, number: int, row: dict[str, Any]) -> None:
         tags = {"study": self.study, "trial": str(number)}
@@ -38,10 +48,70 @@ class SearchMetrics:
         if row.get("images_per_s") is not None:
             self.images_per_s.set(float(row["images_per_s"]), tags=tags)
 
+    def trial_started(self) -> None:
+        self.in_flight += 1
+        self.running.set(self.in_flight, tags={"study": self.study})
+
     def trial_finished(self, state: str, best: float | None) -> None:
         self.finished.inc(1, tags={"study": self.study, "state": state})
+        self.in_flight = max(0, self.in_flight - 1)
+        self.running.set(self.in_flight, tags={"study": self.study})
         if best is not None:
             self.best.set(best, tags={"study": self.study})
+
+
+# -- where the metrics are: the files Ray's head writes under its temp dir -------------------
+
+DEFAULT_RAY_TEMP_DIR = Path("/tmp/ray")
+
+
+def prometheus_files(session: Path) -> tuple[Path, Path]:
+    """Ray's generated prometheus.yml and the service-discovery file it reads (the head's
+    list of every node's metrics endpoint, rewritten as nodes join and leave)."""
+    return (session / "metrics" / "prometheus" / "prometheus.yml",
+            session / "prom_metrics_service_discovery.json")
+
+
+def scrape_targets(discovery: Path) -> list[str]:
+    """host:port of every node's metrics endpoint, as the head last wrote them."""
+    try:
+        groups = json.loads(discovery.read_text())
+    except (OSError, ValueError):
+        return []
+    return [t for group in groups for t in group.get("targets", [])]
+
+
+def metrics_line(session: Path | None) -> str:
+    """The one line `nas search` prints about where its metrics can be scraped."""
+    text = "metrics: every Ray node exports them in Prometheus format"
+    if session is not None:
+        config, discovery = prometheus_files(session)
+        if config.is_file():
+            targets = ", ".join(scrape_targets(discovery)) or "none listed yet"
+            return (f"{text} ({targets}); scrape them with `prometheus "
+                    f"--config.file={config}` (or `nas monitor`); the dashboard's Metrics view "
+                    "needs Prometheus and Grafana (README, Watching)")
+    return (f"{text}; Ray's scrape config is on the head, under <temp dir>/session_latest/"
+            "metrics/prometheus/prometheus.yml (`nas monitor` there prints it)")
+
+
+def prometheus_config(discovery: Path, scrape_interval_s: float) -> dict[str, Any]:
+    """Ray's scrape config with our interval: one job reading the head's discovery file."""
+    interval = f"{scrape_interval_s:g}s"
+    return {"global": {"scrape_interval": interval, "evaluation_interval": interval},
+            "scrape_configs": [{"job_name": "ray",
+                                "file_sd_configs": [{"files": [str(discovery)]}]}]}
+
+
+def write_prometheus_config(path: Path, discovery: Path, scrape_interval_s: float) -> None:
+    """Temp file then rename: a Prometheus reloading it never reads half a file."""
+    import yaml
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(yaml.safe_dump(prometheus_config(discovery, scrape_interval_s),
+                                  sort_keys=False))
+    os.replace(tmp, path)
 
 
 def human(n: int | float | None) -> str:

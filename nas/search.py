@@ -38,7 +38,7 @@ from nas.db import (
     package_version,
 )
 from nas.errors import BadInput, Terminated
-from nas.monitor import echo, progress_line
+from nas.monitor import echo, metrics_line, progress_line
 from search_spaces import ConfigError, GenotypeError, NetworkConfig
 from workers import faults
 
@@ -393,6 +393,7 @@ def run_search(
                      f"{settings.trials} trials, database {db.display_url}")
             if dashboard:
                 progress(f"Ray dashboard: {dashboard}")
+            progress(metrics_line(dispatch.session_dir()))
             status = "failed"
             try:
                 controller = Controller(db.url, config, settings.epochs)

@@ -19,7 +19,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker-compose.yml"
 EXAMPLE = ROOT / ".env.example"
-REQUIRED = ("POSTGRES_PASSWORD", "RAY_AUTH_TOKEN", "NAS_DATA_DIR")
+REQUIRED = ("POSTGRES_PASSWORD", "RAY_AUTH_TOKEN", "GRAFANA_ADMIN_PASSWORD", "NAS_DATA_DIR")
+GRAFANA = ROOT / "docker" / "grafana"
 
 
 def _compose() -> dict[str, Any]:
@@ -66,7 +67,8 @@ def _docker_compose(tmp_path: Path, env_file: Path, *args: str) -> subprocess.Co
 
 def test_services() -> None:
     services = _compose()["services"]
-    assert {"postgres", "ray-head", "ray-worker", "nas", "optuna-dashboard"} <= set(services)
+    assert {"postgres", "ray-head", "ray-worker", "nas", "optuna-dashboard", "prometheus",
+            "grafana"} <= set(services)
     assert services["optuna-dashboard"]["profiles"] == ["dashboard"]
     assert "profiles" not in services["ray-worker"]
     assert "version" not in _compose()  # obsolete in compose v2, optional in 1.29
@@ -140,8 +142,88 @@ def test_env_example_lists_every_variable() -> None:
     assert used <= set(example), sorted(used - set(example))
     assert used == set(example), sorted(set(example) - used)  # and nothing stale
     assert example["POSTGRES_PASSWORD"] == "" and example["RAY_AUTH_TOKEN"] == ""
+    assert example["GRAFANA_ADMIN_PASSWORD"] == ""
     required = set(re.findall(r"\$\{([A-Z0-9_]+):\?", COMPOSE.read_text()))
     assert required == set(REQUIRED)
+
+
+def _mounts(service: dict[str, Any]) -> dict[str, str]:
+    """Container path -> source (a named volume or a repository path) of a service."""
+    out = {}
+    for volume in service.get("volumes", []):
+        source, target = volume.split(":")[:2]
+        out[target] = source
+    return out
+
+
+def test_prometheus_scrapes_every_ray_node_through_the_heads_discovery_file() -> None:
+    compose = _compose()
+    services = compose["services"]
+    head, prometheus = services["ray-head"], services["prometheus"]
+    assert prometheus["image"].startswith("${PROMETHEUS_IMAGE:-prom/prometheus:v")
+    # the head's temp dir is a named volume that Prometheus reads at the same path, so the
+    # link in it (to the current session's file) resolves there too
+    assert _mounts(head)["/tmp/ray"] == "ray-tmp"
+    assert _mounts(prometheus)["/tmp/ray"] == "ray-tmp"
+    assert "ray-tmp:/tmp/ray:ro" in prometheus["volumes"]
+    assert _mounts(prometheus)["/etc/prometheus/prometheus.yml"] == \
+        "./docker/prometheus/prometheus.yml"
+    assert "--config.file=/etc/prometheus/prometheus.yml" in prometheus["command"]
+    assert _mounts(prometheus)["/prometheus"] == "prometheus-data"
+    config = yaml.safe_load((ROOT / "docker" / "prometheus" / "prometheus.yml").read_text())
+    (job,) = config["scrape_configs"]
+    # no static targets: the head lists every node, so --scale ray-worker=N just works
+    assert "static_configs" not in job
+    assert job["file_sd_configs"] == [{"files": ["/tmp/ray/prom_metrics_service_discovery.json"]}]
+    assert {"ray-tmp", "prometheus-data", "grafana-data"} <= set(compose["volumes"])
+    if shutil.which("promtool"):
+        subprocess.run(["promtool", "check", "config",
+                        str(ROOT / "docker" / "prometheus" / "prometheus.yml")],
+                       check=True, capture_output=True, timeout=60)
+
+
+def test_the_head_points_its_metrics_view_at_prometheus_and_grafana() -> None:
+    env = _compose()["services"]["ray-head"]["environment"]
+    assert env["RAY_PROMETHEUS_HOST"] == "http://prometheus:9090"
+    assert env["RAY_GRAFANA_HOST"] == "http://grafana:3000"
+    # what the browser loads: the published port on 127.0.0.1 (or an SSH tunnel to it)
+    assert env["RAY_GRAFANA_IFRAME_HOST"] == "http://127.0.0.1:${GRAFANA_PORT:-3000}"
+
+
+def test_grafana_is_provisioned_embeddable_and_anonymous_read_only() -> None:
+    grafana = _compose()["services"]["grafana"]
+    assert grafana["image"].startswith("${GRAFANA_IMAGE:-grafana/grafana:")
+    env = grafana["environment"]
+    assert env["GF_SECURITY_ADMIN_PASSWORD"].startswith("${GRAFANA_ADMIN_PASSWORD:?")
+    assert env["GF_SECURITY_ALLOW_EMBEDDING"] == "true"
+    assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "true"
+    assert env["GF_AUTH_ANONYMOUS_ORG_ROLE"] == "Viewer"
+    mounts = _mounts(grafana)
+    assert mounts["/etc/grafana/provisioning"] == "./docker/grafana/provisioning"
+    assert mounts["/tmp/ray"] == "ray-tmp" and mounts["/var/lib/grafana"] == "grafana-data"
+    assert (ROOT / mounts["/etc/grafana/dashboards/nas"] / "nas-search.json").is_file()
+    assert env["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"] == \
+        "/etc/grafana/dashboards/nas/nas-search.json"
+
+    sources = yaml.safe_load((GRAFANA / "provisioning" / "datasources" / "prometheus.yml")
+                             .read_text())["datasources"]
+    assert [(d["name"], d["type"], d["url"]) for d in sources] == [
+        ("Prometheus", "prometheus", "http://prometheus:9090")]  # the name Ray's panels use
+    providers = yaml.safe_load((GRAFANA / "provisioning" / "dashboards" / "dashboards.yml")
+                               .read_text())["providers"]
+    paths = {p["name"]: p["options"]["path"] for p in providers}
+    assert paths == {"nas": "/etc/grafana/dashboards/nas",
+                     # where the head writes its default dashboards (in the ray-tmp volume)
+                     "Ray": "/tmp/ray/session_latest/metrics/grafana/dashboards"}
+
+
+def test_no_credential_in_any_provisioning_file() -> None:
+    files = [p for folder in ("grafana", "prometheus")
+             for p in (ROOT / "docker" / folder).rglob("*") if p.is_file()]
+    assert len(files) >= 4
+    for path in files:
+        assert not re.search(r"password|secret|token|basicAuth|apiKey", path.read_text(),
+                             re.I), path
 
 
 def test_env_file_is_ignored_and_kept_out_of_the_image() -> None:
@@ -174,6 +256,12 @@ def test_compose_config_validates(tmp_path: Path) -> None:
     assert resolved["ray-head"]["ports"] == ["127.0.0.1:8265:8265/tcp"]
     assert resolved["nas"]["environment"]["NAS_STORAGE"] == (
         "postgresql+psycopg://nas:testpostgrespassword0123@postgres:5432/nas")
+    assert resolved["prometheus"]["ports"] == ["127.0.0.1:9090:9090/tcp"]
+    assert resolved["grafana"]["ports"] == ["127.0.0.1:3000:3000/tcp"]
+    assert resolved["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"] == \
+        "testgrafanaadminpassword0123"
+    assert resolved["ray-head"]["environment"]["RAY_GRAFANA_IFRAME_HOST"] == \
+        "http://127.0.0.1:3000"
 
 
 def test_compose_config_validates_with_the_host_network_override(tmp_path: Path) -> None:
@@ -184,6 +272,10 @@ def test_compose_config_validates_with_the_host_network_override(tmp_path: Path)
     for name in ("ray-head", "ray-worker", "nas"):
         assert services[name]["network_mode"] == "host", name
     assert "--dashboard-host=127.0.0.1" in services["ray-head"]["command"]
+    # on the host's network the head reaches Prometheus and Grafana at their published ports
+    head_env = services["ray-head"]["environment"]
+    assert head_env["RAY_PROMETHEUS_HOST"] == "http://127.0.0.1:9090"
+    assert head_env["RAY_GRAFANA_HOST"] == "http://127.0.0.1:3000"
 
 
 @pytest.mark.parametrize("variable", REQUIRED)
