@@ -572,3 +572,21 @@ def _command(argv: list[str] | None) -> str:
 
 def entry() -> None:
     sys.exit(main())
+
+
+@cli.command("report")
+@options("study", "storage")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The .html file to write (one self-contained page).")
+def report_cmd(study: str | None, storage: str, out: Path) -> None:
+    """One HTML page about a study: settings, best-so-far curve, leaderboard with its cells
+    drawn, trials by state, and the trained models compared."""
+    from nas.report import write_report
+
+    db = _open_for_reading(storage)
+    try:
+        found = _pick_search(db, study)
+        write_report(db, found, out, storage)
+    finally:
+        db.close()
+    console.print(f"report on study {found.name} written to {out}", soft_wrap=True)
