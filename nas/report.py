@@ -34,7 +34,10 @@ h1 { font-size: 1.6rem; margin-bottom: .2rem; } h2 { margin-top: 2.2rem; border-
 table { border-collapse: collapse; margin: .6rem 0; }
 th, td { border: 1px solid #ddd; padding: .25rem .6rem; text-align: left; vertical-align: top; }
 th { background: #f4f4f4; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
-.plot svg, figure svg { width: 100%; height: auto; }
+.plot svg { width: 100%; max-width: 820px; height: auto; }
+figure svg { width: 100%; height: auto; }
+.pair { display: flex; gap: 1.5rem; flex-wrap: wrap; align-items: flex-start; }
+.pair table { margin: 0; }
 figure { margin: .8rem 0 1.6rem; border: 1px solid #eee; padding: .4rem; }
 figcaption { font-weight: 600; margin-bottom: .3rem; }
 code { font-size: 12px; word-break: break-all; color: #444; }
@@ -54,6 +57,9 @@ def write_report(db: Database, search: SearchRecord, out: Path, storage: str) ->
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(page)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp_name, 0o666 & ~umask)  # a page to share: mkstemp's 0600 is too strict
         Path(tmp_name).replace(out)
     finally:
         Path(tmp_name).unlink(missing_ok=True)
@@ -103,8 +109,10 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]],
 
 
 def _settings_table(search: SearchRecord) -> str:
+    """The stored config (what a --resume would reuse) and what the study ran with, side by
+    side in two tables so the page stays short."""
     rows: list[tuple[str, Any]] = [
-        ("seed", search.seed), ("package version", search.package_version),
+        ("package version", search.package_version),
         ("data fingerprint", search.data_fingerprint or "-"),
     ]
     for key, value in sorted(search.config.items()):
@@ -112,7 +120,9 @@ def _settings_table(search: SearchRecord) -> str:
             continue
         shown = json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else value
         rows.append((key, shown))
-    return _table(("setting", "value"), rows)
+    half = (len(rows) + 1) // 2
+    return (f'<div class="pair">{_table(("setting", "value"), rows[:half])}'
+            f'{_table(("setting", "value"), rows[half:])}</div>')
 
 
 def _states(counts: dict[str, int]) -> str:
@@ -157,7 +167,7 @@ def _curve(search: SearchRecord, trials: Sequence[TrialRecord]) -> str:
         if best >= 0:
             best_xs.append(x)
             best_ys.append(100 * best)
-    fig, ax = plt.subplots(figsize=(9, 3.6))
+    fig, ax = plt.subplots(figsize=(8, 3.2))
     for state, color in (("COMPLETE", "#1f77b4"), ("PRUNED", "#aaaaaa")):
         pts = [(x, 100 * t.val_accuracy) for x, t in zip(xs, done, strict=True)
                if t.state == state]
