@@ -231,7 +231,7 @@ def search(config_file: Path | None, resume: bool, storage: str, as_json: bool,
     flags = given(flags)
     config = make_config(config_file, **flags)
     explicit = set(flags) | (set(read_config_file(config_file)) if config_file else set())
-    summary = run_search(config, storage, resume=resume, explicit=explicit)
+    summary = run_search(config, storage, resume=resume, explicit=explicit, live=not as_json)
     if as_json:
         print_json(summary.to_dict())
         return
