@@ -1,6 +1,7 @@
-"""`nas report`: the page of a tiny real study (a real search through Ray, a real `nas train` of
-its best cell), opened in headless Chromium: no console errors, one diagram per leaderboard
-row, everything inline; bad input is exit 2 with one line; text from the database is escaped."""
+"""`nas report`: the page of a tiny real study (a real 2-trial search through Ray, a real
+`nas train` of its best cell), opened in headless Chromium: no console errors, one diagram
+per leaderboard row, everything inline; bad input is exit 2 with one line; text from the
+database is escaped."""
 
 from __future__ import annotations
 
@@ -41,11 +42,11 @@ def open_in_chromium(page: Path, tmp: Path) -> tuple[str, list[str]]:
 @pytest.fixture(scope="module")
 def study(tmp_path_factory: pytest.TempPathFactory, ray_cluster: None,
           cifar_dir: Path) -> dict[str, Any]:
-    """A 3-trial search on real CIFAR-10 images, then its best cell trained by `nas train`."""
+    """A 2-trial search on real CIFAR-10 images, then its best cell trained by `nas train`."""
     base = tmp_path_factory.mktemp("report")
     url = f"sqlite:///{base / 'nas.db'}"
     config = write_config(base / "tiny.json")
-    assert main(["search", "--study", "rep", "--trials", "3", "--preset", "cpu-quick",
+    assert main(["search", "--study", "rep", "--trials", "2", "--preset", "cpu-quick",
                  "--data", str(cifar_dir), "--pruner", "none", "--sampler", "random",
                  "--config", str(config), "--storage", url, "--json"]) == 0
     small = make_small_cifar(cifar_dir, base / "cifar", train=8, test=4)
@@ -70,12 +71,12 @@ def test_report_opens_in_chromium_with_every_diagram(
     assert "Study rep" in text and "Trained models" in text
     assert not re.search(r"(src|href)=\"?(https?:)?//", text), "the page must need no network"
     assert not list(tmp_path.glob(".report-*")), "the temp file was renamed"
+    drawn = [r for r in board[:5] if r["genotype"] is not None]
+    assert len(drawn) >= 1 and text.count('class="cell-diagram"') == len(drawn)
     if CHROMIUM is None:
         pytest.skip("chromium is not installed (.ci/run installs it)")
     dom, errors = open_in_chromium(out, tmp_path)
     assert errors == []
-    drawn = [r for r in board[:5] if r["genotype"] is not None]
-    assert len(drawn) >= 1
     assert dom.count('class="cell-diagram"') == len(drawn)
     # the diagrams, the best-so-far curve, the comparison plot: all inline SVG
     assert dom.count("<svg") == len(drawn) + 2
@@ -111,16 +112,17 @@ def test_text_from_the_database_is_escaped(study: dict[str, Any], tmp_path: Path
     assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--study", "nope"], "no study 'nope'"),
-    ([], "not-a-dir"),
+@pytest.mark.parametrize("args, name, message", [
+    (["--study", "nope"], "r.html", "no study 'nope'"),
+    ([], "not-a-dir/r.html", "directory"),
+    ([], "r.pdf", "use a .html file name"),
 ])
 def test_bad_input_is_exit_2_with_one_line(
     study: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str],
-    args: list[str], message: str,
+    args: list[str], name: str, message: str,
 ) -> None:
     capsys.readouterr()
-    out = tmp_path / "not-a-dir" / "r.html" if not args else tmp_path / "r.html"
+    out = tmp_path / name
     assert main(["report", *args, "--storage", study["url"], "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and not out.exists()
