@@ -4,8 +4,11 @@ trials running now (rendered by rich into a recording console that acts as a ter
 from __future__ import annotations
 
 import io
+import re
+from pathlib import Path
 
 import pytest
+from faults.faultkit import write_config
 from rich.console import Console
 
 from nas.monitor import LiveView, PlainView, echo, progress_line, progress_view
@@ -95,3 +98,23 @@ def test_live_view_lines_print_as_text_while_it_runs() -> None:
         view.finish(0, None)
         view.line(line)
     assert line in console.export_text().splitlines()
+
+
+def test_a_search_on_a_terminal_shows_the_running_trial(
+    ray_cluster: None, cifar_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The real loop drives the view: a 1-trial search with stderr taken as a terminal shows
+    the trial while it runs, then its finished line and the best so far."""
+    from nas.config import make_config
+    from nas.search import run_search
+
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    config = make_config(write_config(tmp_path / "tiny.json"), study="live", trials=1,
+                         preset="cpu-quick", pruner="none", sampler="random",
+                         data=str(cifar_dir))
+    run_search(config, f"sqlite:///{tmp_path / 'nas.db'}", live=True)
+    err = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", capsys.readouterr().err)  # colours, cursor
+    assert "1 running · no finished trial yet" in err
+    assert re.search(r"trial    0  COMPLETE  acc \d\.\d{4}", err)
+    assert re.search(r"0 running · best \d\.\d{4} \(#0\)", err)
