@@ -231,7 +231,7 @@ def search(config_file: Path | None, resume: bool, storage: str, as_json: bool,
     flags = given(flags)
     config = make_config(config_file, **flags)
     explicit = set(flags) | (set(read_config_file(config_file)) if config_file else set())
-    summary = run_search(config, storage, resume=resume, explicit=explicit)
+    summary = run_search(config, storage, resume=resume, explicit=explicit, live=not as_json)
     if as_json:
         print_json(summary.to_dict())
         return
@@ -611,3 +611,21 @@ def monitor_cmd(temp_dir: Path, write_config: Path | None, scrape_interval: floa
     click.echo(f"scrape targets: {', '.join(result['targets']) or 'none listed yet'}")
     click.echo(f"config:         {config}")
     click.echo(f"run:            {result['command']}")
+
+
+@cli.command("report")
+@options("study", "storage")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The .html file to write (one self-contained page).")
+def report_cmd(study: str | None, storage: str, out: Path) -> None:
+    """One HTML page about a study: settings, best-so-far curve, leaderboard with its cells
+    drawn, trials by state, and the trained models compared."""
+    from nas.report import write_report
+
+    db = _open_for_reading(storage)
+    try:
+        found = _pick_search(db, study)
+        write_report(db, found, out, storage)
+    finally:
+        db.close()
+    console.print(f"report on study {found.name} written to {out}", soft_wrap=True)

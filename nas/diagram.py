@@ -5,6 +5,7 @@ Either way the result is a picture (PNG or SVG) a person can open, never only a 
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import subprocess
@@ -31,11 +32,21 @@ def draw_genotype(genotype: Genotype, path: Path, title: str = "") -> Path:
         if shutil.which("dot"):
             _draw_graphviz(genotype, tmp, title)
         else:
-            _draw_matplotlib(genotype, tmp, title)
+            _draw_matplotlib(genotype, tmp, title, tmp.suffix.lstrip("."))
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def genotype_svg(genotype: Genotype, title: str = "") -> str:
+    """The same drawing as an SVG document in a string, to inline in an HTML page."""
+    if shutil.which("dot"):
+        return subprocess.run(["dot", "-Tsvg"], input=_dot_source(genotype, title), text=True,
+                              check=True, capture_output=True).stdout
+    buffer = io.StringIO()
+    _draw_matplotlib(genotype, buffer, title, "svg")
+    return buffer.getvalue()
 
 
 def _dot_source(genotype: Genotype, title: str) -> str:
@@ -104,7 +115,7 @@ def _draw_cell(ax, cell: Cell, name: str) -> None:  # type: ignore[no-untyped-de
     ax.axis("off")
 
 
-def _draw_matplotlib(genotype: Genotype, out: Path, title: str) -> None:
+def _draw_matplotlib(genotype: Genotype, out: Path | io.StringIO, title: str, fmt: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -115,5 +126,5 @@ def _draw_matplotlib(genotype: Genotype, out: Path, title: str) -> None:
     _draw_cell(axes[1], genotype.reduce, "Reduction cell")
     fig.suptitle(f"{title}  (key {genotype.key()})" if title else genotype.key())
     fig.tight_layout()
-    fig.savefig(out, dpi=110, format=out.suffix.lstrip("."))
+    fig.savefig(out, dpi=110, format=fmt)
     plt.close(fig)

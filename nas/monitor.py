@@ -1,4 +1,5 @@
-"""Monitoring: Ray custom metrics, where Prometheus finds them, and progress lines.
+"""Monitoring: Ray custom metrics, where Prometheus finds them, progress lines, and
+the live terminal view of the trials running now.
 
 The metrics live in the epoch broker actor, the one Ray process that sees every epoch
 report and every finished trial, so workers need no metrics code of their own. Ray exports
@@ -11,7 +12,12 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import click
@@ -138,3 +144,126 @@ def progress_line(number: int, state: str, val_accuracy: float | None, params: i
 def echo(line: str) -> None:
     """Progress goes to stderr: stdout is kept for the one --json document."""
     click.echo(line, err=True)
+
+
+# -- the search's progress: plain lines, or a live view on a terminal ----------------------
+
+
+class PlainView:
+    """One line per finished trial and nothing while trials run: what logs, CI and `--json`
+    runs get (and what every run printed before the live view existed)."""
+
+    def __init__(self, line: Callable[[str], None] = echo) -> None:
+        self._line = line
+        self.best: tuple[float, int] | None = None  # (validation accuracy, trial) so far
+
+    def line(self, text: str) -> None:
+        """A line that stays: a finished trial, a note from the driver."""
+        self._line(text)
+
+    def start(self, number: int) -> None:
+        """Trial `number` was sent to a worker."""
+
+    def update(self, number: int, epoch: int, accuracy: float | None) -> None:
+        """Trial `number` reported `epoch` (its rung under Hyperband) with this accuracy."""
+
+    def finish(self, number: int, best: tuple[float, int] | None) -> None:
+        """Trial `number` ended; `best` is (validation accuracy, trial) so far."""
+        self.best = best
+
+    def __enter__(self) -> PlainView:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        return None
+
+
+@dataclass
+class _RunningRow:
+    started: float
+    epoch: int | None = None
+    accuracy: float | None = None
+
+
+class LiveView(PlainView):
+    """A rich Live table of the trials running now (number, epoch, seconds so far, latest
+    accuracy) and the best so far, kept under the finished-trial lines; seconds tick on
+    their own, so a user sees work happen before the first trial ends."""
+
+    def __init__(self, console: Any, epochs: int | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.console = console
+        self.epochs = epochs
+        self.clock = clock
+        self.rows: dict[int, _RunningRow] = {}
+        self._lock = threading.Lock()  # rich refreshes from its own thread
+        self._live: Any = None
+
+    def line(self, text: str) -> None:
+        self.console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+    def start(self, number: int) -> None:
+        with self._lock:
+            self.rows[number] = _RunningRow(self.clock())
+
+    def update(self, number: int, epoch: int, accuracy: float | None) -> None:
+        with self._lock:
+            row = self.rows.get(number)
+            if row is not None:
+                row.epoch, row.accuracy = epoch, accuracy
+
+    def finish(self, number: int, best: tuple[float, int] | None) -> None:
+        with self._lock:
+            self.rows.pop(number, None)
+            self.best = best
+
+    def __rich__(self) -> Any:
+        """A headline (how many run, the best so far) over one row per running trial."""
+        from rich.console import Group
+        from rich.table import Table
+        from rich.text import Text
+
+        with self._lock:
+            rows = sorted((n, _RunningRow(r.started, r.epoch, r.accuracy))
+                          for n, r in self.rows.items())
+            best = self.best
+        best_text = f"best {best[0]:.4f} (#{best[1]})" if best else "no finished trial yet"
+        headline = Text(f"{len(rows)} running · {best_text}", style="bold")
+        if not rows:
+            return headline
+        table = Table("trial", "epoch", "seconds", "val acc", box=None, padding=(0, 2, 0, 0))
+        now = self.clock()
+        for number, row in rows:
+            epoch = "-" if row.epoch is None else (
+                f"{row.epoch}/{self.epochs}" if self.epochs else str(row.epoch))
+            acc = "-" if row.accuracy is None else f"{row.accuracy:.4f}"
+            table.add_row(str(number), epoch, f"{now - row.started:.0f}s", acc)
+        return Group(headline, table)
+
+    def __enter__(self) -> LiveView:
+        from rich.live import Live
+
+        self._live = Live(self, console=self.console, refresh_per_second=2, transient=True)
+        self._live.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+
+
+def progress_view(live: bool, line: Callable[[str], None] = echo,
+                  epochs: int | None = None) -> PlainView:
+    """The live view when asked for (`nas search` without --json), progress goes to the
+    default stderr and that is a terminal; the plain lines everywhere else."""
+    if live and line is echo:
+        from rich.console import Console
+
+        console = Console(stderr=True)
+        if console.is_terminal:
+            return LiveView(console, epochs)
+    return PlainView(line)

@@ -38,7 +38,7 @@ from nas.db import (
     package_version,
 )
 from nas.errors import BadInput, Terminated
-from nas.monitor import echo, metrics_line, progress_line
+from nas.monitor import PlainView, echo, metrics_line, progress_line, progress_view
 from search_spaces import ConfigError, GenotypeError, NetworkConfig
 from workers import faults
 
@@ -243,6 +243,7 @@ class _Driver:
     best: tuple[float, int] | None = None
     finished: int = 0
     failures: int = 0
+    view: PlainView = field(default_factory=PlainView)  # the live view on a terminal
 
     def note_best(self, number: int, val_accuracy: float | None, state: str) -> None:
         if state == "COMPLETE" and val_accuracy is not None and (
@@ -271,6 +272,7 @@ class _Driver:
             self.failures += 1
         self.note_best(number, outcome.val_accuracy, outcome.state)
         best = self.best[0] if self.best else None
+        self.view.finish(number, self.best)
         note = outcome.error
         if outcome.duplicate_of is not None:
             note = f"duplicate of trial {outcome.duplicate_of}"
@@ -323,11 +325,13 @@ def run_search(
     resume: bool = False,
     explicit: set[str] | frozenset[str] = frozenset(),
     progress: Callable[[str], None] = echo,
+    live: bool = False,
 ) -> Summary:
     """Run (or resume) a search until the study holds `trials` finished trials.
 
     `explicit` names the options the user actually gave; on resume only those may
     override the stored config. Bad input raises BadInput before anything is written.
+    `live`: show the trials running now when stderr is a terminal (plain lines otherwise).
     """
     import ray
 
@@ -395,16 +399,20 @@ def run_search(
                 progress(f"Ray dashboard: {dashboard}")
             progress(metrics_line(dispatch.session_dir()))
             status = "failed"
+            view = progress_view(live, progress, settings.epochs)
             try:
-                controller = Controller(db.url, config, settings.epochs)
-                _reconcile(db, search, controller, progress)
-                driver = _Driver(db, search, controller, settings, config, token, progress)
-                driver.trained = _trained_keys(db, search.search_id)
-                driver.finished = controller.finished()
-                best = db.best_trial(search.search_id)
-                if best is not None:
-                    driver.best = (best.val_accuracy, best.number)
-                _loop(driver, ray.put(data), started)
+                with view:
+                    controller = Controller(db.url, config, settings.epochs)
+                    _reconcile(db, search, controller, view.line)
+                    driver = _Driver(db, search, controller, settings, config, token, view.line,
+                                     view=view)
+                    driver.trained = _trained_keys(db, search.search_id)
+                    driver.finished = controller.finished()
+                    best = db.best_trial(search.search_id)
+                    if best is not None:
+                        driver.best = (best.val_accuracy, best.number)
+                        view.best = driver.best  # a resumed study starts with its best
+                    _loop(driver, ray.put(data), started)
                 status = "finished"
             except KeyboardInterrupt:
                 status = "interrupted"
@@ -463,6 +471,7 @@ def _loop(driver: _Driver, data_ref: Any, started: float) -> None:
         item = _Running(candidate, ref, time.time(), cost_params, cost_mult)
         running[ref] = item
         by_number[candidate.number] = item
+        driver.view.start(candidate.number)
 
     def resolve_duplicate(candidate: Candidate, original: tuple[int, str, Any, Any],
                           cost_params: int, cost_mult: int) -> None:
@@ -637,6 +646,7 @@ def _serve_reports(driver: _Driver, broker: Any, by_number: dict[int, _Running])
         prune = False
         if item is not None:
             driver.db.add_epochs(driver.search.search_id, number, [row])
+            driver.view.update(number, int(row.get("epoch") or 0), row.get("val_accuracy"))
             if _finite(row.get("val_accuracy")):
                 prune = driver.controller.report(item.candidate.trial, int(row["epoch"]),
                                                  float(row["val_accuracy"]))
