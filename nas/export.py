@@ -60,7 +60,7 @@ from torch import nn
 import search_spaces.ops
 from nas.errors import BadInput
 from nas.inspect import inspect_arch, meta_cost, state_name
-from nas.preflight import check_memory, check_storage_url, out_problem
+from nas.preflight import check_memory, check_out_dir, check_storage_url, out_problem
 from nas.refs import resolve_ref
 from search_spaces import Arch, ConfigError, Genotype, GenotypeError, count_params, package_version
 from search_spaces.genotype import Cell
@@ -582,6 +582,7 @@ def _check_out(out: Path, weights: Path | None, force: bool) -> Path:
     if problem is not None:
         raise BadInput(f"{problem}; give a directory for the export")
     target = out.resolve()
+    check_out_dir(target.parent, "the directory of --out")  # the export is staged there
     if weights is not None and target in Path(weights).resolve().parents:
         raise BadInput(f"--out {out} would overwrite the checkpoint {weights}; pick another --out")
     if not target.is_dir():

@@ -64,10 +64,10 @@ def out_problem(out: Path) -> str | None:
     return None
 
 
-def check_out_dir(out: Path) -> None:
+def check_out_dir(out: Path, label: str = "--out") -> None:
     """Make sure files can be written into `out`: create it, write and remove a probe file.
     Directories this check created are removed again, so bad input leaves nothing; the
-    command creates them for real when it writes."""
+    command creates them for real when it writes. `label` names `out` in the message."""
     out = Path(out)
     problem = out_problem(out)
     if problem is not None:
@@ -79,7 +79,7 @@ def check_out_dir(out: Path) -> None:
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        raise BadInput(f"cannot write into --out {out}: {exc.strerror or exc}; give a "
+        raise BadInput(f"cannot write into {label} {out}: {exc.strerror or exc}; give a "
                        "directory nas can write into") from None
     finally:
         for path in missing:  # deepest first

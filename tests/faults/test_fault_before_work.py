@@ -150,6 +150,8 @@ BEFORE = [
     ("export out dangling symlink", [*EXPORT, "--out", "{f}/dangling"], "does not exist", None),
     ("export out under a file", [*EXPORT, "--out", "{f}/a-file/x"], "lies under", None),
     ("export out a file", [*EXPORT, "--out", "{f}/a-file"], "is a file", None),
+    ("export out unwritable", [*EXPORT, "--out", "/proc/nas-export"],
+     "cannot write into the directory of --out /proc", None),
 ]
 
 
