@@ -210,10 +210,16 @@ def run_cifar_baselines(
     reference = {k: v for k, v in chosen.network.items() if k in ("cells", "filters")}
     widths, text = resolve_widths(rule, names, "cifar", 32, 10, preset_width=1.0,
                                   reference=reference, storage=storage)
-    from nas.train_cmd import train_config
+    from nas.preflight import check_out_dir, check_storage
+    from nas.train_cmd import build_settings, cost_of, train_config
     from workers.data import DataError, load_cifar10
 
     train_config(chosen.train, **overrides)  # bad flags fail before the data loads
+    for arch_name in names:  # every baseline sized before the first one trains
+        arch = get_arch(arch_name)
+        cost_of(arch, build_settings(arch, chosen.network, width=widths[arch_name]))
+    check_storage(storage)  # the rows and checkpoints are written after each training
+    check_out_dir(Path(out))
     try:
         cifar = load_cifar10(data)
     except DataError as exc:

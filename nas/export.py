@@ -26,8 +26,13 @@ What gets written into the output directory, and why it looks the way it does:
 
 Every export is checked before anything lands in the output directory: the generated module
 is imported, loaded with the same weights and compared with the project's own network.
-Files are staged in a temporary directory inside the output directory and renamed into
-place, so a failed export leaves no half-written file behind.
+Before any of that, the output directory, the network's size (counted on the meta device,
+against the caps and this machine's memory) and the weights (no NaN or Inf) are checked.
+The whole export is staged in a temporary directory beside the output directory and
+swapped in (the old directory renamed aside, the new one renamed in, the old one removed),
+so a failed export leaves nothing behind and `--force` leaves no file of an earlier export
+beside a module it does not describe. `--force` replaces only a directory that holds an
+earlier export's files (`*.py`, `*.safetensors`, `*.onnx`, `genotype.json`).
 """
 
 from __future__ import annotations
@@ -54,7 +59,8 @@ from torch import nn
 
 import search_spaces.ops
 from nas.errors import BadInput
-from nas.inspect import inspect_arch, state_name
+from nas.inspect import inspect_arch, meta_cost, state_name
+from nas.preflight import check_memory, check_out_dir, check_storage_url, out_problem
 from nas.refs import resolve_ref
 from search_spaces import Arch, ConfigError, Genotype, GenotypeError, count_params, package_version
 from search_spaces.genotype import Cell
@@ -495,14 +501,7 @@ def export_model(
             f"{arch.name} is a baseline: baselines are exported as their torchvision/timm "
             "constructor call plus the checkpoint's weights; nas export writes cell networks only"
         )
-    if out.exists() and not out.is_dir():
-        raise BadInput(f"--out {out} is a file; give a directory")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise BadInput(f"--out {out} exists and is not empty; pick a new directory or add --force")
-    if weights is not None and (out / f"{module_name(arch.name)}.safetensors").resolve() == (
-        Path(weights).resolve()
-    ):
-        raise BadInput(f"--out {out} would overwrite the checkpoint {weights}; pick another --out")
+    target = _check_out(out, weights, force)
     flags = {"layout": layout, "cells": cells, "filters": filters, "image_size": image_size,
              "num_classes": num_classes, "width": width}
     card: ModelCard | None = None
@@ -520,37 +519,41 @@ def export_model(
             raise BadInput(f"the weights in {weights} do not fit {_what(built, settings)}, "
                            f"the architecture its model card names: {problems}; the card and "
                            "the weights disagree, so retrain or re-save the checkpoint")
+        state = {k: v for k, v in state.items() if not k.startswith(AUX_PREFIX)}
+        _check_finite(state, weights)
     else:
         built = arch
         settings = arch.resolve(**{k: v for k, v in flags.items() if v is not None})
     # The deployed network: the auxiliary head is training-only, so it is dropped.
     settings = {**settings, "auxiliary": False}
+    assert built.genotype is not None
+    cost = inspect_arch(built, **settings)  # refuses what is beyond the caps, on meta
+    _, _, size = meta_cost(built, settings)
+    check_memory(EXPORT_COPIES * size, f"exporting {_what(built, settings)}")
     reference = built.build(**settings).eval()
     if state is not None:
-        state = {k: v for k, v in state.items() if not k.startswith(AUX_PREFIX)}
         reference.load_state_dict(state, strict=True)
-    assert built.genotype is not None
-    cost = inspect_arch(built, **settings)
     name = module_name(arch.name)
     command = command or f"nas export {shlex.quote(arch.name)} --out {shlex.quote(str(out))}"
     header = _header(name, arch.name, built.genotype, settings, cost, card, weights, command)
     source = render_module(built.genotype, settings, *network_plan(reference), name, header,
                            card)
 
-    out.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out, prefix=".export-"))
+    # The whole export is staged in a sibling directory and swapped in: an earlier export's
+    # .onnx or .safetensors never survives beside a module it does not describe.
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.export-"))
     try:
         files = _write_staged(staging, name, source, built.genotype, reference, state,
                               card, settings, onnx, exporter)
-        result = {key: None for key in ("module", "ops", "weights", "genotype", "onnx")}
-        for key, staged in files.items():
-            if key.endswith("_check"):
-                continue
-            final = out / staged.name
-            os.replace(staged, final)
-            result[key] = str(final)
+        shutil.rmtree(staging / "__pycache__", ignore_errors=True)  # from the import check
+        _swap_in(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    result = {key: None for key in ("module", "ops", "weights", "genotype", "onnx")}
+    for key, staged in files.items():
+        if not key.endswith("_check"):
+            result[key] = str(out / staged.name)
     return {
         **result,
         "name": name,
@@ -565,6 +568,61 @@ def export_model(
         "max_abs_diff": files["torch_check"],
         "onnx_max_abs_diff": files.get("onnx_check"),
     }
+
+
+# Every name an export writes; `--force` replaces only a directory that holds nothing else.
+EXPORT_SUFFIXES = (".py", ".safetensors", ".onnx")
+EXPORT_NAMES = ("genotype.json", "__pycache__")
+EXPORT_COPIES = 3  # the project's network, the exported module's, the loaded weights
+
+
+def _check_out(out: Path, weights: Path | None, force: bool) -> Path:
+    """The real directory `out` names, checked before any work; BadInput says what is wrong."""
+    problem = out_problem(out)
+    if problem is not None:
+        raise BadInput(f"{problem}; give a directory for the export")
+    target = out.resolve()
+    check_out_dir(target.parent, "the directory of --out")  # the export is staged there
+    if weights is not None and target in Path(weights).resolve().parents:
+        raise BadInput(f"--out {out} would overwrite the checkpoint {weights}; pick another --out")
+    if not target.is_dir():
+        return target
+    entries = sorted(p.name for p in target.iterdir())
+    if entries and not force:
+        raise BadInput(f"--out {out} exists and is not empty; pick a new directory or add --force")
+    foreign = [n for n in entries if not n.endswith(EXPORT_SUFFIXES) and n not in EXPORT_NAMES]
+    if foreign:
+        raise BadInput(f"--out {out} holds {', '.join(foreign[:3])}, which nas export did not "
+                       "write; --force replaces a whole earlier export, so pick a new directory")
+    cwd = Path.cwd().resolve()
+    if target == cwd or target in cwd.parents:
+        raise BadInput(f"--out {out} holds the working directory; export into another directory")
+    return target
+
+
+def _check_finite(state: dict[str, torch.Tensor], weights: Path) -> None:
+    """A checkpoint that diverged exports a network that answers NaN: refuse it up front."""
+    for key, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise BadInput(f"the weights contain NaN or Inf ({key} in {weights}); the "
+                           "training diverged, so retrain (e.g. with a lower --lr)")
+
+
+def _swap_in(staging: Path, target: Path) -> None:
+    """Put the staged export at `target`: rename the old one aside, the new one in, then
+    remove the old one; a failed rename puts the old one back."""
+    os.chmod(staging, 0o755)  # mkdtemp makes it 0o700; a directory made by mkdir
+    if not target.exists():
+        os.rename(staging, target)
+        return
+    old = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
+    os.rename(target, old)
+    try:
+        os.rename(staging, target)
+    except OSError:
+        os.rename(old, target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _what(arch: Arch, settings: dict[str, Any]) -> str:
@@ -637,6 +695,7 @@ def run_export(
     **size: Any,
 ) -> dict[str, Any]:
     """Resolve REF and export it; what `nas export` runs."""
+    check_storage_url(storage)
     arch = resolve_ref(ref, storage)
     words = ["nas", "export", ref, "--out", str(out)]
     if weights is not None:

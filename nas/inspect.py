@@ -7,15 +7,35 @@ from typing import Any
 import torch
 from rich.table import Table
 
-from search_spaces import Arch, Genotype, count_cost
+from nas.preflight import check_cost
+from search_spaces import Arch, Genotype, count_mult_adds, count_params
+
+
+def meta_cost(arch: Arch, settings: dict[str, Any]) -> tuple[int, int, int]:
+    """(params, mult-adds, bytes of every tensor) counted on the meta device (no memory, no
+    compute); a network beyond the documented caps is refused here, before anything is
+    allocated for real."""
+    with torch.device("meta"):
+        model = arch.build(**settings)
+        params = count_params(model)
+        what = f"{arch.name} at {_size(settings)}"
+        check_cost(params, 0, what)
+        mult_adds = count_mult_adds(model, settings["image_size"])
+        check_cost(params, mult_adds, what)
+    tensors = [*model.parameters(), *model.buffers()]
+    return params, mult_adds, sum(t.numel() * t.element_size() for t in tensors)
+
+
+def _size(settings: dict[str, Any]) -> str:
+    size = (f"{settings['cells']}@{settings['filters']}" if settings.get("cells") is not None
+            else f"width {settings.get('width', 1.0):g}")
+    return f"{settings['layout']} {size}, {settings['image_size']}px"
 
 
 def inspect_arch(arch: Arch, **size: Any) -> dict[str, Any]:
     """Build on the meta device (no memory, no compute) and count params and mult-adds."""
     settings = arch.resolve(**{k: v for k, v in size.items() if v is not None})
-    with torch.device("meta"):
-        model = arch.build(**settings)
-        cost = count_cost(model, settings["image_size"])
+    params, mult_adds, _ = meta_cost(arch, settings)
     return {
         "arch": arch.name,
         "kind": arch.kind,
@@ -25,8 +45,8 @@ def inspect_arch(arch: Arch, **size: Any) -> dict[str, Any]:
         "width": settings.get("width"),
         "image_size": settings["image_size"],
         "num_classes": settings["num_classes"],
-        "params": cost.params,
-        "mult_adds": cost.mult_adds,
+        "params": params,
+        "mult_adds": mult_adds,
         "key": arch.genotype.key() if arch.genotype is not None else None,
     }
 

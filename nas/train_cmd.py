@@ -1,8 +1,9 @@
 """`nas train` and `nas bench train`: functions the CLI wraps and tests call directly.
 
-Everything that can be wrong with the input (REF, sizes, preset, data, epochs, batch size
-against the subset) is checked before the first step, and the checkpoint is written through
-a temporary name, so bad input never leaves half a file behind.
+Everything that can be wrong with the input (REF, sizes and cost, preset, epochs, the
+database, the checkpoint directory, data, batch size against the subset) is checked before
+the first step (nas.preflight), and the checkpoint is written through a temporary name, so
+bad input never wastes a run or leaves half a file behind.
 """
 
 from __future__ import annotations
@@ -18,11 +19,15 @@ from typing import Any
 import torch
 
 from nas.errors import BadInput
+from nas.inspect import meta_cost
+from nas.preflight import check_memory, check_out_dir, check_storage
 from nas.refs import resolve_ref
-from search_spaces import Arch, ConfigError, GenotypeError, count_cost
+from search_spaces import Arch, ConfigError, GenotypeError
 from workers.data import DataError, load_cifar10
 from workers.presets import UnknownPresetError, get_preset
 from workers.train import TrainConfig, TrainError
+
+TRAIN_COPIES = 3  # weights, gradients, momentum: the least training holds (activations extra)
 
 
 def network_settings(arch: Arch, preset_network: dict[str, Any], layout: str = "cifar",
@@ -48,12 +53,25 @@ def network_settings(arch: Arch, preset_network: dict[str, Any], layout: str = "
         raise BadInput(str(exc)) from None
 
 
+def build_settings(arch: Arch, preset_network: dict[str, Any], layout: str = "cifar",
+                   cells: int | None = None, filters: int | None = None,
+                   width: float | None = None) -> dict[str, Any]:
+    """`network_settings` with a baseline's width multiplier on top."""
+    settings = network_settings(arch, preset_network, layout, cells, filters)
+    if width is None:
+        return settings
+    try:
+        return arch.resolve(**{**settings, "width": width})
+    except (ConfigError, GenotypeError) as exc:
+        raise BadInput(f"{arch.name} at width {width:g}: {exc}") from None
+
+
 def cost_of(arch: Arch, settings: dict[str, Any]) -> tuple[int, int]:
-    """(params, mult-adds) on the meta device: no memory, no compute, aux head excluded."""
-    with torch.device("meta"):
-        model = arch.build(**settings)
-        cost = count_cost(model, settings["image_size"])
-    return cost.params, cost.mult_adds
+    """(params, mult-adds) on the meta device: no memory, no compute, aux head excluded.
+    Refuses what is beyond the caps or what this machine cannot train (TRAIN_COPIES)."""
+    params, mult_adds, size = meta_cost(arch, settings)
+    check_memory(TRAIN_COPIES * size, f"training {arch.name}")
+    return params, mult_adds
 
 
 def train_config(preset_train: TrainConfig, **flags: Any) -> TrainConfig:
@@ -114,22 +132,21 @@ def run_train(
 
     arch = resolve_ref(ref, storage)
     chosen = _preset(preset)
-    settings = network_settings(arch, chosen.network, layout, cells, filters)
-    if width is not None:
-        try:
-            settings = arch.resolve(**{**settings, "width": width})
-        except (ConfigError, GenotypeError) as exc:
-            raise BadInput(f"{arch.name} at width {width:g}: {exc}") from None
+    settings = build_settings(arch, chosen.network, layout, cells, filters, width)
     config = train_config(chosen.train, epochs=epochs, subset=subset, max_steps=max_steps,
                           time_budget=time_budget, seed=seed, batch_size=batch_size)
+    # What the end of the run needs is tried before the first step: the network fits, the
+    # database opens, the checkpoint directory takes a file, the data loads.
+    params, mult_adds = cost_of(arch, settings)
+    check_storage(storage)
+    out_dir = Path(out) if out is not None else Path("checkpoints")
+    check_out_dir(out_dir)
     cifar = cifar if cifar is not None else _load(data)
     train_split = cifar.train_full
     available = min(config.subset or len(train_split), len(train_split))
     if config.batch_size > available:
         raise BadInput(f"batch size {config.batch_size} is larger than the {available} "
                        "training images; use a larger --subset or a smaller --batch-size")
-    params, mult_adds = cost_of(arch, settings)
-    out_dir = Path(out) if out is not None else Path("checkpoints")
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-%f")
     tag = "" if width is None else f"-w{width:g}"
     path = out_dir / f"{_safe_name(arch.name)}{tag}-{stamp}-seed{config.seed}.safetensors"
@@ -223,8 +240,8 @@ def run_bench(
     chosen = _preset(preset)
     settings = network_settings(arch, chosen.network, layout, cells, filters)
     config = train_config(chosen.train, batch_size=batch_size)
-    cifar = _load(data)
     params, mult_adds = cost_of(arch, settings)
+    cifar = _load(data)
     torch.manual_seed(config.seed)
     model = arch.build(**settings)
     try:

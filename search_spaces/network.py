@@ -21,6 +21,14 @@ Layout = Literal["cifar", "imagenet"]
 LAYOUTS: tuple[str, ...] = ("cifar", "imagenet")
 # Total downsampling of each layout: the smallest input it accepts.
 MIN_IMAGE_SIZE = {"cifar": 8, "imagenet": 32}
+# Upper bounds, so that even counting the cost on the meta device stays cheap (a second or
+# two on 2 cores). Published cells use N <= 7 and F <= 4032 (NASNet-A Large 6@4032). F is
+# only bounded loosely: its cost on the meta device is shape arithmetic, and the caps on
+# parameters, mult-adds and memory (nas.preflight) refuse a large F before allocation.
+MAX_CELLS = 32
+MAX_FILTERS = 10_000_000
+MAX_IMAGE_SIZE = 2048
+MAX_CLASSES = 100_000
 
 
 class ConfigError(InputError):
@@ -46,18 +54,26 @@ class NetworkConfig:
             raise ConfigError(f"unknown layout {self.layout!r}; use cifar or imagenet")
         if self.cells < 1:
             raise ConfigError(f"--cells must be at least 1 (got {self.cells})")
+        if self.cells > MAX_CELLS:
+            raise ConfigError(f"--cells must be at most {MAX_CELLS} (got {self.cells:,})")
         if self.filters < 24:
             raise ConfigError(f"--filters must be at least 24 (got {self.filters})")
+        if self.filters > MAX_FILTERS:
+            raise ConfigError(f"--filters must be at most {MAX_FILTERS:,} (got {self.filters:,})")
         low = MIN_IMAGE_SIZE[self.layout]
         if self.image_size < low:
             raise ConfigError(
                 f"--image-size {self.image_size} is too small for the {self.layout} layout, "
                 f"which downsamples {low}x; use at least {low}"
             )
-        if self.image_size > 2048:
-            raise ConfigError(f"--image-size must be at most 2048 (got {self.image_size})")
+        if self.image_size > MAX_IMAGE_SIZE:
+            raise ConfigError(
+                f"--image-size must be at most {MAX_IMAGE_SIZE} (got {self.image_size})")
         if self.num_classes < 1:
             raise ConfigError(f"--classes must be at least 1 (got {self.num_classes})")
+        if self.num_classes > MAX_CLASSES:
+            raise ConfigError(
+                f"--classes must be at most {MAX_CLASSES:,} (got {self.num_classes:,})")
         if self.stem_multiplier is not None and not 0 < self.stem_multiplier <= 64:
             raise ConfigError(f"stem_multiplier must lie in (0, 64] (got {self.stem_multiplier})")
         if not 0.0 <= self.drop_path < 1.0 or not 0.0 <= self.dropout < 1.0:

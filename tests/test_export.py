@@ -431,9 +431,15 @@ def test_non_empty_output_directory_needs_force(
     args = ["export", "nasnet-a", "--out", str(out), "--cells", "1", "--filters", "48"]
     assert "--force" in bad_input(args, capsys)
     assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    # --force replaces a whole earlier export, so it refuses a directory of other files.
+    assert "nas export did not write" in bad_input([*args, "--force"], capsys)
+    assert (out / "notes.txt").read_text() == "mine"
+    (out / "notes.txt").unlink()
+    export_cli(*args[1:], capsys=capsys)
     result = export_cli(*args[1:], "--force", capsys=capsys)
-    assert Path(result["module"]).is_file() and (out / "notes.txt").read_text() == "mine"
-    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no staging left over
+    assert Path(result["module"]).is_file()
+    assert sorted(p.name for p in out.iterdir()) == ["genotype.json", "nas_ops.py", "nasnet_a.py"]
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no staging left over
     # --force never overwrites the checkpoint it exports from.
     checkpoint = make_checkpoint(out / "nasnet_a.safetensors", get_arch("nasnet-a"))
     before = checkpoint.read_bytes()

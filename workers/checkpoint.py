@@ -68,12 +68,22 @@ def _metadata(path: Path) -> dict[str, str]:
             if not 0 < header_len < 100_000_000:
                 raise CheckpointError(f"{path} is not a safetensors file")
             header = json.loads(f.read(header_len))
+        if not isinstance(header, dict):
+            raise ValueError(f"its header is a JSON {type(header).__name__}, not an object")
         metadata = header.get("__metadata__") or {}
         if not isinstance(metadata, dict):
-            raise ValueError("its metadata is not an object")
-    except (OSError, ValueError, UnicodeDecodeError, AttributeError) as exc:
-        raise CheckpointError(f"{path} is not a safetensors checkpoint: {exc}") from None
+            raise ValueError(f"its metadata is a JSON {type(metadata).__name__}, not an object")
+        if not all(isinstance(v, str) for v in metadata.values()):
+            raise ValueError("its metadata values are not all strings")
+    except (OSError, ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise CheckpointError(f"{path} is not a safetensors checkpoint: {_line(exc)}") from None
     return metadata
+
+
+def _line(exc: BaseException) -> str:
+    """An exception as one short line (a JSON error may quote a long header)."""
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 200 else text[:200] + "..."
 
 
 def read_card(path: Path) -> ModelCard:
@@ -87,11 +97,13 @@ def read_card(path: Path) -> ModelCard:
         if OLD_KEY in metadata:
             try:
                 description = json.loads(metadata[OLD_KEY])
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise CardError("its old description is not JSON") from None
             return from_description(description)
     except CardError as exc:
         raise CheckpointError(f"{path}: {exc}") from None
+    except RecursionError:  # JSON nested deeper than Python parses
+        raise CheckpointError(f"{path}: its model card is nested too deeply to be one") from None
     raise CheckpointError(f"{path} has no model card; was it written by nas? "
                           "Retrain it with `nas train` or `nas transfer`")
 
