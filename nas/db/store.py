@@ -181,18 +181,12 @@ def _model(row: ModelRow, key: str | None) -> ModelRecord:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    """WAL lets readers (`nas status`) run beside the writing driver; wait, don't fail, on locks."""
+    """Wait, don't fail, on locks; enforce foreign keys. (WAL, which lets readers run beside
+    the writing driver, is a property of the file, set once by a writing open: setting it
+    here would write to databases that reading commands only look at.)"""
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
-
-
-def _sqlite_read_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    """For commands that only read: no journal_mode change (that is a write to the file)."""
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
 
 
@@ -581,13 +575,16 @@ def open_database(url: str, create: bool = True) -> Database:
     except (ArgumentError, ImportError, ValueError) as exc:
         raise DatabaseError(f"cannot use database {shown}: {_first_line(exc)}") from None
     if parsed.get_backend_name() == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas if create else _sqlite_read_pragmas)
+        event.listen(engine, "connect", _sqlite_pragmas)
     try:
         if not create:
             _check_schema(engine, shown, reading=True)
         else:
             with _schema_lock(engine, None if sqlite_file is None else str(sqlite_file)):
                 _check_schema(engine, shown, reading=False)
+                if engine.dialect.name == "sqlite":
+                    with engine.connect() as connection:
+                        connection.exec_driver_sql("PRAGMA journal_mode=WAL")
                 with engine.begin() as connection:
                     config = _alembic_config()
                     config.attributes["connection"] = connection
