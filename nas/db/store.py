@@ -528,9 +528,9 @@ def _first_line(exc: BaseException) -> str:
 
 URL_HELP = ("use sqlite:///FILE or postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB, with any "
             "@ : / in the password percent-encoded (%40 %3A %2F)")
-READ_ONLY_HELP = ("writing commands need a database they may write: check the file's and its "
-                  "directory's permissions, mode=ro in the URL, or the server's "
-                  "default_transaction_read_only")
+READ_ONLY_HELP = ("check the permissions of the file and of its directory (SQLite creates "
+                  "FILE-wal and FILE-shm beside it, even to read), mode=ro in the URL, or "
+                  "the server's default_transaction_read_only")
 
 
 def _sqlite_file(parsed: URL) -> Path | None:
@@ -676,7 +676,12 @@ def _schema_lock(engine: Engine, sqlite_path: str | None) -> Iterator[None]:
     if engine.dialect.name == "sqlite" and sqlite_path and sqlite_path != ":memory:":
         import fcntl
 
-        with open(f"{sqlite_path}.lock", "ab") as handle:
+        try:
+            handle = open(f"{sqlite_path}.lock", "ab")  # noqa: SIM115 (closed by `with` below)
+        except OSError as exc:  # a directory we may not write: read-only, permanently
+            raise DatabaseError(f"cannot create {sqlite_path}.lock ({exc.strerror}): the "
+                                f"database's directory is read-only; {READ_ONLY_HELP}") from None
+        with handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield

@@ -6,16 +6,20 @@ Real databases on SQLite and PostgreSQL (`db_url`) are put into the states a use
 a read command at: empty, another application's, another application's `alembic_version`,
 a nas database from a newer nas, and one from an older nas. Every read command is run on
 each; the table list, every table's row count and (SQLite) the file's bytes are compared
-before and after. Then databases that refuse writes (SQLite `mode=ro`, PostgreSQL
-`default_transaction_read_only`) are opened by writing commands: one line, exit 2, in
-seconds rather than the 120 s retry budget, while reading them still works.
+before and after. Then databases that refuse writes (SQLite `mode=ro`, an immutable file
+or directory, PostgreSQL `default_transaction_read_only`) are opened by writing commands:
+one line, exit 2, in seconds rather than the 120 s retry budget, while reading them still
+works.
 """
 
 from __future__ import annotations
 
 import hashlib
+import shutil
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -91,8 +95,10 @@ STATES: list[tuple[str, Callable[[str], None], str]] = [
 
 
 def _sqlite_file(url: str) -> Path | None:
-    parsed = make_url(url)
-    return Path(parsed.database) if parsed.get_backend_name() == "sqlite" else None
+    parsed = make_url(url)  # sqlite:///file:X?mode=ro&uri=true names X too
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    return Path(parsed.database.removeprefix("file:"))
 
 
 def snapshot(url: str) -> dict[str, Any]:
@@ -101,7 +107,9 @@ def snapshot(url: str) -> dict[str, Any]:
     state: dict[str, Any] = {}
     if file is not None:
         state["file"] = hashlib.sha256(file.read_bytes()).hexdigest() if file.exists() else None
-    engine = _engine(url)
+    # SQLite: read as immutable, which creates no -wal/-shm (and works in a read-only dir)
+    engine = _engine(url) if file is None else create_engine(
+        f"sqlite:///file:{file}?immutable=1&uri=true")
     try:
         with engine.connect() as c:
             for table in sorted(inspect(c).get_table_names()):
@@ -172,21 +180,49 @@ def test_read_commands_read_a_current_database(db_url: str,
 # -- a read-only database is a permanent error (issue 17, class 6) ----------------------------
 
 
-def _read_only(db_url: str) -> str:
-    """The URL of `db_url` as a database that refuses every write."""
+def _chattr(flag: str, *paths: Path) -> None:
+    subprocess.run(["chattr", flag, *map(str, paths)], check=True, capture_output=True)
+
+
+@contextmanager
+def read_only(how: str, db_url: str) -> Iterator[str]:
+    """`db_url` made to refuse every write, the way `how` says; the URL to reach it.
+
+    Tests run as root, which ignores permission bits, so the SQLite file (or its directory)
+    is made immutable with chattr +i, which binds root too."""
     file = _sqlite_file(db_url)
-    if file is not None:
-        return f"sqlite:///file:{file}?mode=ro&uri=true"
-    name = make_url(db_url).database
-    _execute(db_url, f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
-    return db_url
+    if how == "postgresql-read-only":
+        name = make_url(db_url).database
+        _execute(db_url, f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+        yield db_url
+    elif how == "sqlite-mode-ro":
+        yield f"sqlite:///file:{file}?mode=ro&uri=true"
+    else:
+        if shutil.which("chattr") is None:
+            pytest.skip("chattr is not available")
+        target = [file] if how == "sqlite-immutable-file" else [file.parent]
+        try:
+            _chattr("+i", *target)
+        except subprocess.CalledProcessError as exc:
+            pytest.skip(f"chattr +i does not work here: {exc.stderr.strip()}")
+        try:
+            yield db_url
+        finally:
+            _chattr("-i", *target)
+
+
+READ_ONLY = ["sqlite-mode-ro", "sqlite-immutable-file", "sqlite-immutable-dir",
+             "postgresql-read-only"]
 
 
 @pytest.mark.parametrize("schema", ["nas", "empty"])
+@pytest.mark.parametrize("how", READ_ONLY)
 def test_read_only_database_fails_at_once(
-    schema: str, db_url: str, monkeypatch: pytest.MonkeyPatch,
+    how: str, schema: str, db_url: str, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    if not how.startswith(make_url(db_url).get_backend_name()):
+        pytest.skip(f"{how} is a way to make another backend read-only")
     monkeypatch.setenv("NAS_DB_RETRY_S", "120")  # the default budget: must not be spent
     if schema == "nas":
         db = open_database(db_url)
@@ -194,28 +230,33 @@ def test_read_only_database_fails_at_once(
         db.close()
     else:
         _empty(db_url)
-    url = _read_only(db_url)
-    before = snapshot(url)
-    started = time.monotonic()
-    with pytest.raises(DatabaseError, match="read-only") as refused:
-        open_database(url)  # a writing open probes that writes are taken
-    assert not refused.value.transient
-    assert main(["search", "--storage", url]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "read-only" in err, err
-    if schema == "nas":
-        # reading still works, and a write through a reading handle is not retried either
-        assert main(["status", "--storage", url, "--json"]) == 0
-        assert '"study": "s1"' in capsys.readouterr().out
-        db = open_database(url, create=False)
-        try:
-            with pytest.raises(DatabaseError, match="read") as write:
-                db.create_search("s2", {}, 1, "0.1.0", None, "tok2", "host", 1)
-            assert not write.value.transient and not transient(write.value)
-        finally:
-            db.close()
-    seconds = time.monotonic() - started
-    assert seconds < 20, f"a read-only database took {seconds:.0f}s to refuse"
-    assert snapshot(url) == before
-    record(f"readonly-database-{schema}-{make_url(db_url).get_backend_name()}",
+    with read_only(how, db_url) as url:
+        before = snapshot(url)
+        started = time.monotonic()
+        with pytest.raises(DatabaseError, match="read-only") as refused:
+            open_database(url)  # a writing open probes that writes are taken
+        assert not refused.value.transient
+        assert main(["search", "--storage", url]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "read-only" in err, err
+        if schema == "nas" and how == "sqlite-immutable-dir":
+            # SQLite cannot read a WAL database without creating FILE-shm beside it
+            assert main(["status", "--storage", url]) == 2
+            err = capsys.readouterr().err
+            assert err.count("\n") == 1 and "read-only" in err, err
+        elif schema == "nas":
+            # reading still works, and a write through a reading handle is not retried
+            assert main(["status", "--storage", url, "--json"]) == 0
+            assert '"study": "s1"' in capsys.readouterr().out
+            db = open_database(url, create=False)
+            try:
+                with pytest.raises(DatabaseError, match="read") as write:
+                    db.create_search("s2", {}, 1, "0.1.0", None, "tok2", "host", 1)
+                assert not write.value.transient and not transient(write.value)
+            finally:
+                db.close()
+        seconds = time.monotonic() - started
+        assert seconds < 20, f"a read-only database took {seconds:.0f}s to refuse"
+        assert snapshot(url) == before
+    record(f"readonly-database-{how}-{schema}",
            {"seconds_to_refuse": round(seconds, 2), "retry_budget_s": 120})
