@@ -732,4 +732,5 @@ __all__ = [
     "package_version",
     "record_model",
     "redact",
+    "scrub",
 ]
