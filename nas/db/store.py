@@ -564,6 +564,9 @@ def open_database(url: str, create: bool = True) -> Database:
     if sqlite_file is not None:
         if not create and not sqlite_file.exists():
             raise DatabaseError(f"no nas database at {shown}: run `nas search` first")
+        if sqlite_file.is_dir():
+            raise DatabaseError(f"{shown} names the directory {sqlite_file}, not an SQLite "
+                                "file; use sqlite:///DIR/nas.db")
         if not sqlite_file.parent.exists():
             raise DatabaseError(f"{shown}: directory {sqlite_file.parent} does not exist")
     if parsed.get_backend_name() == "sqlite":
@@ -594,7 +597,8 @@ def open_database(url: str, create: bool = True) -> Database:
     except SQLAlchemyError as exc:
         engine.dispose()
         if read_only(exc):
-            raise DatabaseError(f"database {shown} is read-only ({_first_line(exc)}); "
+            raise DatabaseError(f"database {shown} is read-only or cannot be opened "
+                                f"({_first_line(exc)}); "
                                 f"{READ_ONLY_HELP}") from None
         raise DatabaseError(f"cannot open database {shown}: {_first_line(exc)}",
                             transient=transient(exc)) from None
