@@ -164,6 +164,21 @@ def test_writing_commands_refuse_what_is_not_ours(
     assert snapshot(db_url) == before
 
 
+@pytest.mark.parametrize("state", ["foreign", "older-nas"])
+def test_a_writing_open_makes_it_readable(state: str, db_url: str) -> None:
+    """What the refusals promise: a writing command adds nas's tables beside another
+    application's (and leaves those alone), or upgrades an older nas schema."""
+    make = next(m for s, m, _ in STATES if s == state)
+    make(db_url)
+    before = snapshot(db_url)
+    open_database(db_url).close()
+    after = snapshot(db_url)
+    assert {k: v for k, v in after.items() if k in before and k != "file"} == {
+        k: v for k, v in before.items() if k != "file"}
+    assert {"searches", "models", "studies"} <= set(after)
+    open_database(db_url, create=False).close()  # now a reading command reads it
+
+
 def test_read_commands_read_a_current_database(db_url: str,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     """The check refuses only what it must: a database `nas search` wrote is read."""
