@@ -88,10 +88,9 @@ def redact(url: str) -> str:
     port = _bad_port(rest)
     if port is not None:
         rest = rest.replace(f":{port}", f":{MASK}", 1)
+    userinfo = f"{user}@" if user else ""
     if password is not None:
         userinfo = f"{user}:{MASK}@"
-    else:
-        userinfo = f"{user}@" if user else ""
     shown = _SECRET_PARAM.sub(rf"\g<key>{MASK}", head + userinfo + rest)
     return _mask(shown, hidden - {MASK})
 
