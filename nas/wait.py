@@ -18,8 +18,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
-from nas.db import normalize_url, redact
 from nas.db.retry import backoff, permanent
+from nas.db.urls import normalize_url, redact, scrub
 from nas.errors import BadInput
 
 MAX_DELAY_S = 30.0  # the longest single wait between two attempts
@@ -32,7 +32,7 @@ class DatabaseUnavailable(Exception):
 def _first_line(exc: SQLAlchemyError) -> str:
     orig = getattr(exc, "orig", None) or exc
     lines = [line.strip() for line in str(orig).splitlines() if line.strip()]
-    return lines[0] if lines else type(orig).__name__
+    return scrub(lines[0]) if lines else type(orig).__name__
 
 
 def wait_for_database(
@@ -50,19 +50,20 @@ def wait_for_database(
     DatabaseUnavailable naming the URL (password hidden) and the last error.
     """
     url = normalize_url(url)
+    shown = redact(url)  # the only form of the URL that is ever printed
     try:
         parsed = make_url(url)
-    except ArgumentError:
-        raise BadInput(f"{redact(url)} is not a database URL; use "
-                       "postgresql+psycopg://USER:PASSWORD@HOST:5432/DB") from None
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        raise BadInput(f"{shown} is not a database URL; use postgresql+psycopg://USER:"
+                       "PASSWORD@HOST:5432/DB, with any @ : / in the password percent-encoded "
+                       "(%40 %3A %2F)") from None
     if parsed.get_backend_name() == "sqlite":
         return 0
-    shown = redact(url)
     try:
         engine = create_engine(url, poolclass=NullPool,
                                connect_args={"connect_timeout": connect_timeout})
-    except (ArgumentError, ImportError) as exc:
-        raise BadInput(f"cannot use database {shown}: {exc}") from None
+    except (ArgumentError, ImportError, ValueError) as exc:
+        raise BadInput(f"cannot use database {shown}: {scrub(str(exc))}") from None
     waits = list(itertools.islice(backoff(delay, max_delay), max(attempts - 1, 0)))
     started = time.monotonic()
     last = ""

@@ -41,7 +41,7 @@ def test_pareto_front_keeps_only_undominated() -> None:
 def test_no_database_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["compare", "--storage", f"sqlite:///{tmp_path / 'none.db'}"])
     err = capsys.readouterr().err.strip()
-    assert code == 2 and "no database" in err and len(err.splitlines()) == 1
+    assert code == 2 and "no nas database" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "none.db").exists()
 
 

@@ -7,9 +7,9 @@ a pause — not to resume inside it. A commit whose acknowledgement was lost did
 every retried write must be safe to repeat (docs/reliability.md, "idempotent writes").
 The pauses double from 0.5 s to 8 s and stop after NAS_DB_RETRY_S seconds (default 120);
 then the last error goes up as it would have without retrying. Errors that waiting cannot
-change (a constraint, a missing table, bad SQL, a wrong password) go up at once; `nas
-wait-db` stops at once on the same permanent errors. Nested retried calls retry only at
-the outermost level.
+change (a constraint, a missing table, bad SQL, a wrong password, a read-only database)
+go up at once; `nas wait-db` stops at once on the same permanent errors. Nested retried
+calls retry only at the outermost level.
 """
 
 from __future__ import annotations
@@ -27,15 +27,21 @@ from typing import Any, TypeVar
 
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 
+from nas.db.urls import scrub
+
 log = logging.getLogger("nas.db")
 RETRY_ENV = "NAS_DB_RETRY_S"
 DEFAULT_RETRY_S = 120.0
 FIRST_WAIT_S, LONGEST_WAIT_S = 0.5, 8.0  # the back-off of retried calls
 _TRANSIENT = (OperationalError, InterfaceError, DisconnectionError)
+# A database that refuses writes: SQLite (file, directory or mode=ro) and PostgreSQL
+# (default_transaction_read_only, a hot standby). Permanent: no retry helps.
+_READ_ONLY_TEXT = ("attempt to write a readonly database", "read-only transaction",
+                   "readonly database", "read-only file system", "unable to open database file")
 # Server answers that waiting cannot change, though they arrive as OperationalError.
 _PERMANENT_TEXT = ("password authentication failed", "no pg_hba.conf entry",
                    "does not exist",  # database "x" / role "x" / relation "x" does not exist
-                   "no such table", "no such column", "syntax error")
+                   "no such table", "no such column", "syntax error", *_READ_ONLY_TEXT)
 _RETRIED = "__nas_retried__"  # attribute set on every wrapper made by `retried`
 _NO_RETRY = "__nas_no_retry__"  # attribute set by `no_retry`
 _CLIENT_KEY = "__nas_client_key__"  # attribute set by `client_key`
@@ -60,6 +66,11 @@ def permanent(exc: BaseException) -> bool:
     """True when the server's answer says waiting cannot help (wrong password, unknown
     database or table, bad SQL)."""
     return any(p in str(e).lower() for e in _chain(exc) for p in _PERMANENT_TEXT)
+
+
+def read_only(exc: BaseException) -> bool:
+    """True when the database refused a write because it is read-only (permanent)."""
+    return any(p in str(e).lower() for e in _chain(exc) for p in _READ_ONLY_TEXT)
 
 
 def transient(exc: BaseException) -> bool:
@@ -143,7 +154,7 @@ def retried(fn: F) -> F:
                     wait = next(waits)
                     if not transient(exc) or time.monotonic() + wait > deadline:
                         raise
-                    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                    first = scrub((str(exc).strip().splitlines() or [type(exc).__name__])[0])
                     log.warning("database unavailable (%s): %s again in %.1f s",
                                 first[:200], fn.__name__, wait)
                     time.sleep(wait)

@@ -21,16 +21,18 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, func, inspect, select, text, update
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from nas.db.models import ArchitectureRow, EpochRow, ModelRow, SearchRow, TrialRow
-from nas.db.retry import client_key, no_retry, retry_public_methods, transient
+from nas.db.retry import client_key, no_retry, read_only, retry_public_methods, transient
+from nas.db.urls import normalize_url, redact, scrub
 from search_spaces.errors import package_version
 from workers import faults
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+VERSION_TABLE = "nas_alembic_version"  # ours; Optuna's own history is in alembic_version
 SCHEMA_LOCK_KEY = 0x6E61_7364_6200  # pg_advisory_lock key of schema creation ("nasdb")
 FINISHED = ("COMPLETE", "PRUNED")  # states that count towards --trials N
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
@@ -43,28 +45,12 @@ class DatabaseError(Exception):
     retry policy reads this flag instead)."""
 
     def __init__(self, message: str, transient: bool = False) -> None:
-        super().__init__(message)
+        super().__init__(scrub(message))
         self.transient = transient
 
 
 class StudyExists(DatabaseError):
     """A search of that name is already stored."""
-
-
-def redact(url: str) -> str:
-    """The URL as it may be shown: password replaced by ***."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return "<unparsable database URL>"
-
-
-def normalize_url(url: str) -> str:
-    """PostgreSQL URLs use psycopg 3 (the driver installed); other URLs pass unchanged."""
-    for prefix in ("postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
-    return url
 
 
 def now() -> datetime:
@@ -195,9 +181,10 @@ def _model(row: ModelRow, key: str | None) -> ModelRecord:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    """WAL lets readers (`nas status`) run beside the writing driver; wait, don't fail, on locks."""
+    """Wait, don't fail, on locks; enforce foreign keys. (WAL, which lets readers run beside
+    the writing driver, is a property of the file, set once by a writing open: setting it
+    here would write to databases that reading commands only look at.)"""
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
@@ -532,56 +519,146 @@ def _num(value: Any) -> float | None:
 
 
 def _first_line(exc: BaseException) -> str:
+    """The driver's own first line, scrubbed (SQLAlchemy's and psycopg's messages may quote
+    the URL, or pieces of a password that a misparse put into host or port)."""
     orig = getattr(exc, "orig", None)
     text = str(orig if orig is not None else exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    return scrub(text.splitlines()[0]) if text else type(exc).__name__
+
+
+URL_HELP = ("use sqlite:///FILE or postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB, with any "
+            "@ : / in the password percent-encoded (%40 %3A %2F)")
+READ_ONLY_HELP = ("check the permissions of the file and of its directory (SQLite creates "
+                  "FILE-wal and FILE-shm beside it, even to read), mode=ro in the URL, or "
+                  "the server's default_transaction_read_only")
+
+
+def _sqlite_file(parsed: URL) -> Path | None:
+    """The file of an SQLite URL (also `sqlite:///file:X?mode=ro&uri=true`); None: memory."""
+    path = parsed.database
+    if not path or path == ":memory:":
+        return None
+    if parsed.query.get("uri") == "true" and path.startswith("file:"):
+        path = path[len("file:"):].split("?", 1)[0]
+    return Path(path)
 
 
 def open_database(url: str, create: bool = True) -> Database:
-    """Connect, check the server answers, and bring our schema to the newest revision.
+    """Connect, check the server answers, and check (`create=False`) or bring (`create=True`)
+    our schema to the newest revision.
 
-    With `create=False` a missing SQLite file is an error instead of a new empty database
-    (reading commands must not leave files behind).
+    With `create=False`, for the commands that only read, nothing is ever written: a missing
+    file or a database without our tables is "no nas database", an older schema says how to
+    upgrade it. Either way a database that is not ours, or from a newer nas, is refused by
+    name, and a writing open probes that the database takes writes (a read-only one fails
+    here, at once, not after the work).
     """
     url = normalize_url(url)
+    shown = redact(url)
     try:
         parsed = make_url(url)
-    except ArgumentError:
-        raise DatabaseError(
-            f"{url!r} is not a database URL; use sqlite:///FILE or "
-            "postgresql+psycopg://USER@HOST:PORT/DB"
-        ) from None
-    shown = redact(url)
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        raise DatabaseError(f"{shown} is not a database URL; {URL_HELP}") from None
     kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    sqlite_file = _sqlite_file(parsed) if parsed.get_backend_name() == "sqlite" else None
+    if sqlite_file is not None:
+        if not create and not sqlite_file.exists():
+            raise DatabaseError(f"no nas database at {shown}: run `nas search` first")
+        if sqlite_file.is_dir():
+            raise DatabaseError(f"{shown} names the directory {sqlite_file}, not an SQLite "
+                                "file; use sqlite:///DIR/nas.db")
+        if not sqlite_file.parent.exists():
+            raise DatabaseError(f"{shown}: directory {sqlite_file.parent} does not exist")
     if parsed.get_backend_name() == "sqlite":
-        path = parsed.database
-        if path and path != ":memory:":
-            file = Path(path)
-            if not create and not file.exists():
-                raise DatabaseError(f"no database at {shown}; run `nas search` first")
-            if not file.parent.exists():
-                raise DatabaseError(f"{shown}: directory {file.parent} does not exist")
         kwargs["connect_args"] = {"timeout": 30}
     elif parsed.get_backend_name() == "postgresql":
         kwargs["connect_args"] = {"connect_timeout": 10}
     try:
         engine = create_engine(url, **kwargs)
-    except (ArgumentError, ImportError) as exc:
+    except (ArgumentError, ImportError, ValueError) as exc:
         raise DatabaseError(f"cannot use database {shown}: {_first_line(exc)}") from None
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     try:
-        with _schema_lock(engine, parsed.database):
-            with engine.begin() as connection:
-                config = Config()
-                config.set_main_option("script_location", str(MIGRATIONS))
-                config.attributes["connection"] = connection
-                command.upgrade(config, "head")
-            _create_optuna_schema(engine, url)
+        if not create:
+            _check_schema(engine, shown, reading=True)
+        else:
+            with _schema_lock(engine, None if sqlite_file is None else str(sqlite_file)):
+                _check_schema(engine, shown, reading=False)
+                if engine.dialect.name == "sqlite":
+                    with engine.connect() as connection:
+                        connection.exec_driver_sql("PRAGMA journal_mode=WAL")
+                with engine.begin() as connection:
+                    config = _alembic_config()
+                    config.attributes["connection"] = connection
+                    command.upgrade(config, "head")
+                _create_optuna_schema(engine, url)
+            _probe_write(engine)
     except SQLAlchemyError as exc:
         engine.dispose()
-        raise DatabaseError(f"cannot open database {shown}: {_first_line(exc)}") from None
+        if read_only(exc):
+            raise DatabaseError(f"database {shown} is read-only or cannot be opened "
+                                f"({_first_line(exc)}); "
+                                f"{READ_ONLY_HELP}") from None
+        raise DatabaseError(f"cannot open database {shown}: {_first_line(exc)}",
+                            transient=transient(exc)) from None
+    except DatabaseError:
+        engine.dispose()
+        raise
     return Database(url, engine)
+
+
+def _alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def _check_schema(engine: Engine, shown: str, reading: bool) -> None:
+    """Refuse, by name and before anything is written, a database that is not ours or
+    from a newer nas; for reading also an empty one and an older schema (reading commands
+    never migrate: a migration is a write, and the ORM queries need the newest columns)."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(_alembic_config())
+    known = {rev.revision for rev in script.walk_revisions()}
+    head = script.get_current_head()
+    with engine.connect() as connection:
+        tables = set(inspect(connection).get_table_names())
+        revisions = set()
+        if VERSION_TABLE in tables:
+            revisions = set(connection.execute(
+                text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars())
+    if revisions - known:
+        raise DatabaseError(
+            f"the nas database at {shown} has schema revision "
+            f"{', '.join(sorted(revisions - known))}, which this nas ({package_version()}, "
+            f"newest revision {head}) does not know: a newer nas wrote it; upgrade nas")
+    if reading and revisions and revisions != {head}:
+        raise DatabaseError(
+            f"the nas database at {shown} has an older schema (revision "
+            f"{', '.join(sorted(revisions))}; this nas writes {head}): run `nas search` "
+            "(or any writing command) once to upgrade it")
+    if reading and not revisions:
+        if not tables:
+            raise DatabaseError(f"no nas database at {shown}: run `nas search` first")
+        others = ", ".join(sorted(tables)[:5]) + ("…" if len(tables) > 5 else "")
+        raise DatabaseError(
+            f"{shown} is not a nas database (it holds {len(tables)} other tables: {others}); "
+            "point --storage at the database `nas search` wrote")
+    if "alembic_version" in tables and "studies" not in tables:
+        # Optuna keeps its history in alembic_version: one without Optuna's tables is
+        # another application's, and Optuna would fail on it with a misleading error.
+        raise DatabaseError(
+            f"{shown} is not a nas database: its alembic_version table belongs to another "
+            "application (Optuna's tables are missing); use a database of its own for nas")
+
+
+def _probe_write(engine: Engine) -> None:
+    """A write that is rolled back: a read-only database fails here, before any work."""
+    with engine.connect() as connection:
+        connection.execute(text(f"UPDATE {VERSION_TABLE} SET version_num = version_num"))
+        connection.rollback()
 
 
 @contextmanager
@@ -603,7 +680,12 @@ def _schema_lock(engine: Engine, sqlite_path: str | None) -> Iterator[None]:
     if engine.dialect.name == "sqlite" and sqlite_path and sqlite_path != ":memory:":
         import fcntl
 
-        with open(f"{sqlite_path}.lock", "ab") as handle:
+        try:
+            handle = open(f"{sqlite_path}.lock", "ab")  # noqa: SIM115 (closed by `with` below)
+        except OSError as exc:  # a directory we may not write: read-only, permanently
+            raise DatabaseError(f"cannot create {sqlite_path}.lock ({exc.strerror}): the "
+                                f"database's directory is read-only; {READ_ONLY_HELP}") from None
+        with handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
@@ -654,4 +736,5 @@ __all__ = [
     "package_version",
     "record_model",
     "redact",
+    "scrub",
 ]

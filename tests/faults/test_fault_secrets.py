@@ -6,6 +6,10 @@ Ray wrote for the run (logs, session files, spilled objects), every text column 
 table (ours and Optuna's), and the checkpoint. The local Ray dashboard must listen on
 127.0.0.1 only and refuse requests without its token. Weights load through safetensors
 only: a crafted pickle handed over as weights is refused without being run.
+
+Malformed URLs (issue 17, class 1): every command that takes `--storage` / NAS_STORAGE,
+enumerated from the click group, is run over a table of URLs that do not parse or parse
+wrongly, and stdout, stderr and every log record are searched for the password.
 """
 
 from __future__ import annotations
@@ -21,12 +25,13 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import click
 import pytest
 from conftest import _postgres_database
 from faultkit import record, write_config
 from sqlalchemy import create_engine, inspect, text
 
-from nas.cli import main
+from nas.cli import cli, main
 
 PASSWORD = "Pw-d0-not-LEAK-7f3a"
 
@@ -161,3 +166,89 @@ def test_pickled_weights_are_refused_unrun(name: str, tmp_path: Path,
     assert code == 2 and err.count("\n") == 1 and name in err
     assert not marker.exists(), "the pickle was executed"
     assert not (tmp_path / "out").exists()
+
+
+# -- malformed storage URLs (issue 17, class 1) -----------------------------------------------
+
+SECRET = "Sekr1tPw9"
+# (name, URL, the texts that must not appear): every piece of the password an unencoded
+# delimiter could scatter into host, port or database. 127.0.0.1:1 refuses at once; the
+# variants that reach the real server name a role or database that does not exist.
+MALFORMED = [
+    ("missing-colon", f"postgresql//u:{SECRET}@127.0.0.1:5432/test", [SECRET]),
+    ("query-password", f"postgresql://u@127.0.0.1:1/db?password={SECRET}", [SECRET]),
+    ("amp-password", f"postgresql://u@127.0.0.1:1/db?sslmode=disable&password={SECRET}",
+     [SECRET]),
+    ("unencoded-at", "postgresql://u:Sekr@1tPw9@127.0.0.1:1/db", ["Sekr@1tPw9", "1tPw9"]),
+    ("unencoded-colon", "postgresql://u:Sekr:1tPw9@127.0.0.1:1/db", ["Sekr:1tPw9", "1tPw9"]),
+    ("unencoded-slash", "postgresql://u:Sekr/1tPw9@127.0.0.1:1/db", ["Sekr/1tPw9", "1tPw9"]),
+    ("tail-into-port", "postgresql://u:Sekr@1tPw9:x@127.0.0.1/db", ["1tPw9:x", "1tPw9"]),
+    ("password-in-port", f"postgresql://u@127.0.0.1:{SECRET}/db", [SECRET]),
+    ("single-slash-driver", f"postgresql+psycopg:/u:{SECRET}@127.0.0.1:1/db", [SECRET]),
+    ("no-scheme-slashes", f"postgresql:u:{SECRET}@127.0.0.1:1/db", [SECRET]),
+    ("userinfo-no-host", f"postgresql://u:{SECRET}@/db", [SECRET]),
+    ("percent-encoded", "postgresql://u:Sekr%401tPw9@127.0.0.1:1/db",
+     ["Sekr%401tPw9", "Sekr@1tPw9", "1tPw9"]),
+    ("password-is-database", f"postgresql://postgres:{SECRET}@127.0.0.1:5432/{SECRET}",
+     [SECRET]),
+    ("mixed-case-scheme", f"PostgreSQL://u:{SECRET}@127.0.0.1:1/db", [SECRET]),
+    ("fragment", f"postgresql://u:{SECRET}@127.0.0.1:1/db#frag", [SECRET]),
+    ("password-in-fragment", f"postgresql://u@127.0.0.1:1/db#password={SECRET}", [SECRET]),
+    ("sqlite-query", f"sqlite:////no-such-dir-nas/x.db?password={SECRET}", [SECRET]),
+]
+# The arguments that make each command use its database before anything else: a STUDY:N
+# REF is resolved from the database, --attempts 1 keeps wait-db to one try.
+ARGS = {"inspect": ["x:1"], "show": ["x:1"], "export": ["x:1", "--out", "{tmp}/out"],
+        "train": ["x:1"], "transfer": ["x:1"], "bench train": ["x:1"],
+        "baselines": ["--width-rule", "match=x:1"], "wait-db": ["--attempts", "1"]}
+
+
+def storage_commands(group: click.Group = cli, prefix: str = "") -> list[str]:
+    """Every command of the CLI with a `storage` parameter (so a new one cannot be missed)."""
+    found = []
+    for name, command in sorted(group.commands.items()):
+        if isinstance(command, click.Group):
+            found += storage_commands(command, f"{prefix}{name} ")
+        elif any(p.name == "storage" for p in command.params):
+            found.append(prefix + name)
+    return found
+
+
+def test_every_storage_command_is_swept() -> None:
+    commands = storage_commands()
+    assert {"search", "status", "leaderboard", "compare", "train", "wait-db"} <= set(commands)
+    assert set(ARGS) <= set(commands)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("how", ["flag", "env"])
+@pytest.mark.parametrize(("name", "url", "hidden"), MALFORMED, ids=[m[0] for m in MALFORMED])
+def test_malformed_url_never_shows_its_password(
+    name: str, url: str, hidden: list[str], how: str, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setenv("NAS_DB_RETRY_S", "0")
+    monkeypatch.delenv("NAS_STORAGE", raising=False)
+    monkeypatch.chdir(tmp_path)
+    caplog.set_level("DEBUG")
+    outcomes = {}
+    for command in storage_commands():
+        args = [*command.split(), *(a.format(tmp=tmp_path) for a in ARGS.get(command, []))]
+        if how == "flag":
+            args += ["--storage", url]
+        else:
+            monkeypatch.setenv("NAS_STORAGE", url)
+        code = main(args)
+        out, err = capsys.readouterr()
+        printed = out + err + "\n".join(r.getMessage() for r in caplog.records)
+        caplog.clear()
+        outcomes[command] = code
+        leaked = [h for h in hidden if h in printed]
+        assert not leaked, f"nas {command} with {name}: {printed[-600:]}"
+        if not (command == "wait-db" and url.startswith("sqlite")):  # no server to wait for
+            assert code != 0 and err.strip(), f"nas {command} with {name} did not refuse it"
+        assert "Traceback" not in printed
+    assert not list(tmp_path.iterdir()), "a command wrote something for a URL it refused"
+    record(f"malformed-url-{name}-{how}", {"commands": len(outcomes),
+                                          "exit_codes": sorted(set(outcomes.values()))})
