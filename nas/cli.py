@@ -532,7 +532,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cli.main(args=argv, prog_name="nas", standalone_mode=False)
     except InputError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {_scrubbed(exc)}", err=True)
         return 2
     except click.exceptions.Exit as exc:
         return exc.exit_code
@@ -549,10 +549,18 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if os.environ.get("NAS_DEBUG"):
             raise
-        click.echo(f"error: {type(exc).__name__}: {exc} (set NAS_DEBUG=1 for a traceback)",
-                   err=True)
+        click.echo(f"error: {type(exc).__name__}: {_scrubbed(exc)} (set NAS_DEBUG=1 for a "
+                   "traceback)", err=True)
         return 1
     return 0
+
+
+def _scrubbed(exc: BaseException) -> str:
+    """An error's text with every storage password seen in this process hidden (an Optuna or
+    driver message may quote a URL); imported only when there is an error to print."""
+    from nas.db.urls import scrub
+
+    return scrub(str(exc))
 
 
 def _interrupted(exc: KeyboardInterrupt) -> int:
