@@ -30,6 +30,7 @@ import platform
 import shutil
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -298,7 +299,9 @@ def measure(folder: Path, out_dir: Path, quick: bool = False) -> int:
         lines.append(text)
 
     started = time.perf_counter()
-    data = load_cifar10(folder, cache_dir=folder.parent / ".cache", download=False)
+    # The decoded cache goes to the temp dir: .gpu-check stays what is carried, nothing more.
+    cache = Path(tempfile.gettempdir()) / "nas-gpu-check-cache"
+    data = load_cifar10(folder, cache_dir=cache, download=False)
     figures: dict[str, Any] = {
         "dry_run": dry, "device": torch.cuda.get_device_name(device) if not dry else "cpu",
         "torch": torch.__version__, "cuda": torch.version.cuda, "python": platform.python_version(),

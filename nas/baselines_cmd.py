@@ -210,10 +210,11 @@ def run_cifar_baselines(
     reference = {k: v for k, v in chosen.network.items() if k in ("cells", "filters")}
     widths, text = resolve_widths(rule, names, "cifar", 32, 10, preset_width=1.0,
                                   reference=reference, storage=storage)
-    from nas.train_cmd import train_config
+    from nas.train_cmd import check_hardware, train_config
     from workers.data import DataError, load_cifar10
 
-    train_config(chosen.train, **overrides)  # bad flags fail before the data loads
+    # bad flags and a gpu- preset without a GPU fail before the data loads
+    check_hardware(chosen.name, train_config(chosen.train, **overrides))
     try:
         cifar = load_cifar10(data)
     except DataError as exc:

@@ -81,7 +81,7 @@ def _preset(name: str) -> Any:
         raise BadInput(str(exc)) from None
 
 
-def _require_hardware(preset: str, config: TrainConfig) -> None:
+def check_hardware(preset: str, config: TrainConfig) -> None:
     """A gpu- preset or a CUDA device on this machine without a GPU: exit 2, before data."""
     try:
         require_hardware(preset, config, torch.cuda.device_count())
@@ -138,7 +138,7 @@ def run_train(
             raise BadInput(f"{arch.name} at width {width:g}: {exc}") from None
     config = train_config(chosen.train, epochs=epochs, subset=subset, max_steps=max_steps,
                           time_budget=time_budget, seed=seed, batch_size=batch_size)
-    _require_hardware(chosen.name, config)
+    check_hardware(chosen.name, config)
     cifar = cifar if cifar is not None else _load(data)
     train_split = cifar.train_full
     available = min(config.subset or len(train_split), len(train_split))
@@ -243,7 +243,7 @@ def run_bench(
     chosen = _preset(preset)
     settings = network_settings(arch, chosen.network, layout, cells, filters)
     config = train_config(chosen.train, batch_size=batch_size)
-    _require_hardware(chosen.name, config)
+    check_hardware(chosen.name, config)
     cifar = _load(data)
     params, mult_adds = cost_of(arch, settings)
     torch.manual_seed(config.seed)

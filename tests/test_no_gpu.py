@@ -26,6 +26,8 @@ CPU_PRESETS = "cpu-quick, cpu-compare, cpu-final"
     [
         (["train", "nasnet-a", "--preset", "gpu-nasnet"], "--preset gpu-nasnet is for GPUs"),
         (["train", "resnet18", "--preset", "gpu-final"], "--preset gpu-final is for GPUs"),
+        (["baselines", "--arch", "resnet18", "--preset", "gpu-nasnet"],
+         "--preset gpu-nasnet is for GPUs"),
         (["bench", "train", "nasnet-a", "--preset", "gpu-nasnet"],
          "--preset gpu-nasnet is for GPUs"),
         (["search", "--preset", "gpu-nasnet"], "--preset gpu-nasnet is for GPUs"),
