@@ -87,15 +87,18 @@ def _copies(prof: torch.profiler.profile) -> tuple[int, int, int]:
             sum(e.device_type == torch.autograd.DeviceType.CUDA for e in prof.events()))
 
 
-def test_data_and_augmentation_stay_on_the_device(data: Cifar10) -> None:
+@pytest.mark.parametrize("final", [False, True], ids=["plain", "drop-path-aux-cutout"])
+def test_data_and_augmentation_stay_on_the_device(data: Cifar10, final: bool) -> None:
     """Every batch reaches the model already on the device, normalised and channels_last,
-    and the steps make no per-step host round trip (copies counted by the profiler)."""
-    model = small_net()
+    and the steps make no per-step host round trip (copies counted by the profiler); also
+    with gpu-final's extras (ScheduledDropPath, the auxiliary head, cutout)."""
+    model = small_net(auxiliary=True, drop_path=0.2) if final else small_net()
     seen: list[tuple[str, torch.dtype, bool]] = []
     model.register_forward_pre_hook(lambda _m, args: seen.append(
         (args[0].device.type, args[0].dtype,
          args[0].is_contiguous(memory_format=torch.channels_last))))
-    config = replace(RECIPE, epochs=2, device=str(DEVICE), channels_last=True, bf16=ON_GPU)
+    config = replace(RECIPE, epochs=2, device=str(DEVICE), channels_last=True, bf16=ON_GPU,
+                     cutout=8 if final else 0)
     activities = [torch.profiler.ProfilerActivity.CPU]
     if ON_GPU:
         activities.append(torch.profiler.ProfilerActivity.CUDA)
