@@ -30,7 +30,9 @@ fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 # NAS_GPU_CHECK_WHEELS=1 takes the carried wheels even where pytest exists (the dry run).
 if [ -n "${NAS_GPU_CHECK_WHEELS:-}" ] || ! "$python" -c "import pytest" 2>/dev/null; then
-    site=$(mktemp -d)/site  # not inside .gpu-check: that folder is only what is carried
+    scratch=$(mktemp -d)  # not inside .gpu-check: that folder is only what is carried
+    trap 'rm -rf "$scratch"' EXIT
+    site=$scratch/site
     if ! "$python" -m pip install --quiet --no-index --find-links .gpu-check/wheels \
             --target "$site" pytest >>"$log" 2>&1; then
         say "pip could not install the carried wheels; unpacking them instead"
