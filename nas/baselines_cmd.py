@@ -211,10 +211,11 @@ def run_cifar_baselines(
     widths, text = resolve_widths(rule, names, "cifar", 32, 10, preset_width=1.0,
                                   reference=reference, storage=storage)
     from nas.preflight import check_out_dir, check_storage
-    from nas.train_cmd import build_settings, cost_of, train_config
+    from nas.train_cmd import build_settings, check_hardware, cost_of, train_config
     from workers.data import DataError, load_cifar10
 
-    train_config(chosen.train, **overrides)  # bad flags fail before the data loads
+    # bad flags and a gpu- preset without a GPU fail before the data loads
+    check_hardware(chosen.name, train_config(chosen.train, **overrides))
     for arch_name in names:  # every baseline sized before the first one trains
         arch = get_arch(arch_name)
         cost_of(arch, build_settings(arch, chosen.network, width=widths[arch_name]))

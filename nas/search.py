@@ -178,9 +178,24 @@ def _check_types(cls: type, values: dict[str, Any], what: str) -> None:
 
 
 def _local_gpu() -> bool:
+    return _local_gpu_count() > 0
+
+
+def _local_gpu_count() -> int:
     import torch
 
-    return torch.cuda.is_available()
+    return torch.cuda.device_count()
+
+
+def require_gpus(settings: Settings, gpus: float, where: str) -> None:
+    """A gpu- preset or train.device cuda where there is no GPU is bad input (exit 2)."""
+    from workers.presets import require_hardware
+    from workers.train import TrainError
+
+    try:
+        require_hardware(settings.preset, settings.train, gpus, where)
+    except TrainError as exc:
+        raise BadInput(str(exc)) from None
 
 
 def data_dir(config: SearchConfig) -> Path | None:
@@ -339,7 +354,9 @@ def run_search(
 
     started = time.time()
     check_preset(config.preset)
-    resolve_settings(config, has_gpu=_local_gpu())  # bad preset/network/train keys: exit 2 now
+    early = resolve_settings(config, has_gpu=_local_gpu())  # bad preset/keys: exit 2 now
+    if config.ray_address is None:  # the local cluster will have this machine's GPUs
+        require_gpus(early, _local_gpu_count(), "this machine")
     dispatch.probe_ray_address(config.ray_address)
     directory = data_dir(config)
     if directory is not None and not directory.is_dir():
@@ -368,6 +385,7 @@ def run_search(
         dashboard = dispatch.start_ray(config.ray_address)
         with sigterm_as_interrupt():  # from here on SIGTERM stops it like Ctrl-C
             settings = resolve_settings(config, has_gpu=dispatch.cluster_gpus() > 0)
+            require_gpus(settings, dispatch.cluster_gpus(), "the Ray cluster")
             missing = dispatch.unmet_trial_resources(settings.cpus, settings.gpus)
             if missing is not None and config.ray_address is None:
                 raise BadInput(f"no node of this Ray cluster can run a trial: {missing}")

@@ -24,7 +24,7 @@ from nas.preflight import check_memory, check_out_dir, check_storage
 from nas.refs import resolve_ref
 from search_spaces import Arch, ConfigError, GenotypeError
 from workers.data import DataError, load_cifar10
-from workers.presets import UnknownPresetError, get_preset
+from workers.presets import UnknownPresetError, get_preset, require_hardware
 from workers.train import TrainConfig, TrainError
 
 TRAIN_COPIES = 3  # weights, gradients, momentum: the least training holds (activations extra)
@@ -90,6 +90,14 @@ def _preset(name: str) -> Any:
         raise BadInput(str(exc)) from None
 
 
+def check_hardware(preset: str, config: TrainConfig) -> None:
+    """A gpu- preset or a CUDA device on this machine without a GPU: exit 2, before data."""
+    try:
+        require_hardware(preset, config, torch.cuda.device_count())
+    except TrainError as exc:
+        raise BadInput(str(exc)) from None
+
+
 def _load(data: str | Path | None) -> Any:
     try:
         return load_cifar10(data)
@@ -135,6 +143,7 @@ def run_train(
     settings = build_settings(arch, chosen.network, layout, cells, filters, width)
     config = train_config(chosen.train, epochs=epochs, subset=subset, max_steps=max_steps,
                           time_budget=time_budget, seed=seed, batch_size=batch_size)
+    check_hardware(chosen.name, config)
     # What the end of the run needs is tried before the first step: the network fits, the
     # database opens, the checkpoint directory takes a file, the data loads.
     params, mult_adds = cost_of(arch, settings)
@@ -240,6 +249,7 @@ def run_bench(
     chosen = _preset(preset)
     settings = network_settings(arch, chosen.network, layout, cells, filters)
     config = train_config(chosen.train, batch_size=batch_size)
+    check_hardware(chosen.name, config)
     params, mult_adds = cost_of(arch, settings)
     cifar = _load(data)
     torch.manual_seed(config.seed)

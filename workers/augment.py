@@ -6,6 +6,8 @@ No PIL and no per-image Python: a random pad-4 crop is two `gather`s, a flip is 
 
 from __future__ import annotations
 
+from functools import cache
+
 import torch
 
 # CIFAR-10 channel statistics of the training images, on the 0..255 scale.
@@ -58,11 +60,18 @@ def augment(x: torch.Tensor, pad: int = 4, flip: bool = True, cutout_size: int =
     return cutout(x, cutout_size, generator)
 
 
+@cache
+def _stats(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(mean, 1/std) on `device`, made once: building them from Python lists every step
+    would be two host-to-device copies per batch on a GPU."""
+    mean = torch.tensor(MEAN, device=device).view(1, 3, 1, 1)
+    return mean, 1.0 / torch.tensor(STD, device=device).view(1, 3, 1, 1)
+
+
 def normalize(x: torch.Tensor, dtype: torch.dtype = torch.float32,
               channels_last: bool = False) -> torch.Tensor:
     """uint8 -> zero-mean, unit-variance floats of `dtype`, in the model's memory format."""
-    mean = torch.tensor(MEAN, device=x.device).view(1, 3, 1, 1)
-    inv_std = 1.0 / torch.tensor(STD, device=x.device).view(1, 3, 1, 1)
+    mean, inv_std = _stats(x.device)
     out = (x.float() - mean) * inv_std
     if channels_last:
         out = out.contiguous(memory_format=torch.channels_last)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from workers.train import TrainConfig
+from workers.train import TrainConfig, TrainError
 
 
 class UnknownPresetError(KeyError):
@@ -102,3 +102,21 @@ def get_preset(name: str) -> Preset:
     except KeyError:
         raise UnknownPresetError(
             f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}") from None
+
+
+def require_hardware(preset: str, train: TrainConfig, gpus: float,
+                     where: str = "this machine") -> None:
+    """Refuse, before anything starts, a `gpu-` preset or a CUDA `train.device` where there
+    is no GPU (`gpus` is what `where` has): gpu-nasnet on 2 CPU cores would run for days,
+    and a CUDA device would die on its first tensor. An explicit `train.device: cpu` runs a
+    gpu- preset on the CPU on purpose."""
+    if gpus > 0:
+        return
+    device = train.device or "auto"
+    if device.startswith("cuda"):
+        raise TrainError(f"train.device {device!r} asks for a GPU, but {where} has none; "
+                         "set train.device to cpu or auto")
+    if preset.startswith("gpu-") and device == "auto":
+        cpu = ", ".join(name for name in PRESETS if name.startswith("cpu-"))
+        raise TrainError(f"--preset {preset} is for GPUs, but {where} has none; use a CPU "
+                         f"preset ({cpu})")

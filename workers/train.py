@@ -106,9 +106,24 @@ class TrainResult:
 
 
 def resolve_device(name: str | None) -> torch.device:
+    """The device `name` means here; a CUDA device this machine lacks is a TrainError (bad
+    input, exit 2) rather than torch's assertion half-way into a run."""
     if name in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise TrainError(f"train.device {name!r} is not a device; use auto, cpu, cuda or "
+                         "cuda:N") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (device.index or 0) >= count:
+            raise TrainError(f"train.device {name!r} asks for a GPU, but this machine has "
+                             f"{count} CUDA device(s); use device cpu or auto")
+    elif device.type != "cpu":
+        raise TrainError(f"train.device {name!r} is not supported; use auto, cpu, cuda or "
+                         "cuda:N")
+    return device
 
 
 def available_cores() -> int:
