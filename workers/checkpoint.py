@@ -7,8 +7,6 @@ Nothing is ever unpickled: safetensors holds only tensors and strings.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,23 +15,13 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from workers.source import atomic_write as _atomic_write
+
 METADATA_KEY = "nas"
 
 
 class CheckpointError(ValueError):
     """A file that is not a readable nas checkpoint."""
-
-
-def _atomic_write(path: Path, write: Any) -> None:
-    """Write through a temporary file in the same directory, then rename: never half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def save_checkpoint(path: Path, model: nn.Module, description: dict[str, Any]) -> Path:
