@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,9 @@ import torch
 from test_data import make_small_cifar
 
 from search_spaces import get_arch
+from workers.augment import ResizedCrop
 from workers.data import Cifar10, load_cifar10
+from workers.imagefolder import load_imagefolder
 from workers.presets import PRESETS, UnknownPresetError, get_preset
 from workers.train import (
     EpochReport,
@@ -126,6 +129,28 @@ def test_baseline_without_aux_or_progress_trains(data: Cifar10) -> None:
     result = train(model, data.train, data.val, FAST)
     assert result.steps == 3 and 0.0 <= result.accuracy <= 1.0
     assert evaluate(model, data.val) == pytest.approx(result.accuracy, abs=0.02)
+
+
+def test_one_loop_trains_a_cifar_cell_network_and_an_imagenet_baseline(
+        data: Cifar10, tmp_path: Path) -> None:
+    """`train` itself, for both: a CIFAR-layout NASNet cell network through CIFAR's view and an
+    ImageNet-layout baseline on real Imagenette photos through RandomResizedCrop."""
+    from test_transfer import link_subset
+
+    cifar = train(tiny(), data.train, data.val, FAST)
+    photos = load_imagefolder(link_subset(tmp_path / "imagenette", train=8, val=4), 37,
+                              cache_dir=tmp_path / "cache")
+    model = get_arch("mobilenet-v1").build(layout="imagenet", image_size=32, width=0.25,
+                                           num_classes=len(photos.classes))
+    view = ResizedCrop(32, min_scale=0.25, mean=photos.mean, std=photos.std)
+    imagenet = train(model, photos.train, photos.val, replace(FAST, batch_size=8, max_steps=None),
+                     view=view)
+    assert cifar.steps == 3 and imagenet.steps == 32 // 8  # 4 classes x 8 photos, batch 8
+    for result in (cifar, imagenet):
+        assert 0.0 <= result.accuracy <= result.top5 <= 1.0
+        assert math.isfinite(result.epochs[-1].train_loss)
+        assert result.settings["world_size"] == 1  # one process: no DDP wrapper
+    assert evaluate(model, photos.val, view=view) == pytest.approx(imagenet.accuracy, abs=1e-9)
 
 
 def test_bad_configs_are_train_errors(data: Cifar10) -> None:

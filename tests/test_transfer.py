@@ -12,7 +12,7 @@ from conftest import shared_data
 
 from nas.cli import main
 from nas.errors import BadInput
-from nas.transfer import _balanced_subset, plan_transfer
+from nas.transfer import plan_transfer
 from search_spaces import Arch, Genotype, get_arch
 from workers.augment import center_crop, random_resized_crop
 from workers.checkpoint import load_checkpoint
@@ -22,6 +22,7 @@ from workers.imagefolder import (
     load_imagefolder,
     scan_imagefolder,
 )
+from workers.source import balanced_subset
 
 CLASSES = 4
 
@@ -107,7 +108,7 @@ def test_batch_augmentation_shapes_ranges_and_seed(subset: Path, cache: Path) ->
 
 def test_balanced_subset_takes_every_class() -> None:
     labels = torch.arange(40) % 4
-    keep = _balanced_subset(labels, 12, seed=0)
+    keep = balanced_subset(labels, 12, seed=0)
     assert len(keep) == 12 and len(set(keep.tolist())) == 12
     assert torch.bincount(labels[keep]).tolist() == [3, 3, 3, 3]
 

@@ -94,6 +94,28 @@ def subset(split: Split, n: int, seed: int) -> Split:
     return Split(split.x[index].contiguous(), split.y[index].contiguous())
 
 
+def balanced_subset(labels: torch.Tensor, limit: int, seed: int) -> torch.Tensor:
+    """`limit` indices spread evenly over the classes (round robin in a seeded order)."""
+    gen = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(labels), generator=gen)
+    by_class: dict[int, list[int]] = {}
+    for i in order.tolist():
+        by_class.setdefault(int(labels[i]), []).append(i)
+    picked: list[int] = []
+    queues = [iter(v) for _, v in sorted(by_class.items())]
+    while len(picked) < limit and queues:
+        alive = []
+        for q in queues:
+            i = next(q, None)
+            if i is not None:
+                picked.append(i)
+                alive.append(q)
+                if len(picked) == limit:
+                    break
+        queues = alive
+    return torch.tensor(sorted(picked), dtype=torch.int64)
+
+
 def default_cache_dir() -> Path:
     """env NAS_CACHE_DIR, else $XDG_CACHE_HOME/nas, else ~/.cache/nas."""
     value = os.environ.get("NAS_CACHE_DIR")
@@ -151,6 +173,7 @@ __all__ = [
     "DataSource",
     "Split",
     "atomic_write",
+    "balanced_subset",
     "concat",
     "default_cache_dir",
     "is_image",

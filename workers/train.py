@@ -98,6 +98,15 @@ class EpochReport:
     images_per_s: float  # training images per second in this epoch
     val_top5: float = float("nan")  # top-5 accuracy when evaluated
 
+    def as_progress(self) -> dict[str, Any]:
+        """The dict a progress line takes (`nas transfer`, `nas baselines`): top-1/5 only
+        when this epoch was evaluated."""
+        item = {"epoch": self.epoch, "train_loss": self.train_loss,
+                "images_per_s": self.images_per_s, "seconds": self.seconds}
+        if math.isfinite(self.val_accuracy):
+            item.update(top1=self.val_accuracy, top5=self.val_top5)
+        return item
+
 
 @dataclass
 class TrainResult:
