@@ -101,11 +101,13 @@ PRESETS: dict[str, Preset] = {
 
 
 def get_preset(name: str) -> Preset:
-    try:
-        return PRESETS[name]
-    except KeyError:
-        raise UnknownPresetError(
-            f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}") from None
+    return _lookup(PRESETS, name, "preset")
+
+
+def _lookup(table: dict[str, Any], name: str, what: str) -> Any:
+    if name not in table:
+        raise UnknownPresetError(f"unknown {what} {name!r}; choose one of {', '.join(table)}")
+    return table[name]
 
 
 # -- ImageNet layout (`nas transfer`) -------------------------------------------------------
@@ -166,9 +168,4 @@ def default_transfer_preset() -> str:
 
 
 def get_transfer_preset(name: str) -> TransferPreset:
-    try:
-        return TRANSFER_PRESETS[name]
-    except KeyError:
-        raise UnknownPresetError(
-            f"unknown transfer preset {name!r}; use one of {', '.join(TRANSFER_PRESETS)}"
-        ) from None
+    return _lookup(TRANSFER_PRESETS, name, "transfer preset")
