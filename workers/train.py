@@ -344,8 +344,9 @@ def train(
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel
 
+        cuda_index = device.index if device.type == "cuda" else None
         forward = DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
+            model, device_ids=None if cuda_index is None else [cuda_index])
     x_all = train.x.to(device)
     y_all = train.y.to(device)
     gen = torch.Generator(device=device).manual_seed(config.seed)
