@@ -161,7 +161,8 @@ def run_imagenet_baselines(
     **options: Any,
 ) -> tuple[list[dict[str, Any]], str]:
     """Each baseline through `nas transfer`'s Ray Train loop under one transfer preset."""
-    from nas.transfer import get_transfer_preset, plan_transfer, run_transfer
+    from nas.transfer import plan_transfer, run_transfer
+    from workers.presets import get_transfer_preset
 
     first = plan_transfer(get_arch(names[0]), data, preset=preset, **options)
     chosen = get_transfer_preset(first.preset)
@@ -226,12 +227,7 @@ def run_cifar_baselines(
     except DataError as exc:
         raise BadInput(str(exc)) from None
     def report(epoch: Any) -> bool:
-        """workers.train's EpochReport -> the dict `nas transfer` progress lines take."""
-        item = {"epoch": epoch.epoch, "train_loss": epoch.train_loss,
-                "images_per_s": epoch.images_per_s, "seconds": epoch.seconds}
-        if epoch.val_accuracy == epoch.val_accuracy:  # NaN: not evaluated this epoch
-            item["top1"] = epoch.val_accuracy
-        on_epoch(item)
+        on_epoch(epoch.as_progress())  # the same progress lines as `nas transfer`
         return False
 
     rows = []

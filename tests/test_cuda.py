@@ -203,7 +203,7 @@ def test_ddp_at_world_size_one_runs_an_epoch_of_the_imagenet_layout(data: Cifar1
     import torch.distributed as dist
     import torch.nn.functional as F
 
-    from workers.imagefolder import random_resized_crop
+    from workers.augment import random_resized_crop
 
     backend = "nccl" if ON_GPU else "gloo"
     dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{_free_port()}", rank=0,

@@ -12,12 +12,23 @@ import numpy as np
 import pytest
 import torch
 
-from workers.augment import MEAN, STD, augment, cutout, normalize, random_crop, random_flip
+from workers.augment import (
+    CIFAR10_MEAN,
+    IMAGENET_MEAN,
+    MEAN,
+    STD,
+    augment,
+    cutout,
+    normalize,
+    random_crop,
+    random_flip,
+)
 from workers.data import (
     BATCHES,
     CLASSES,
     DataError,
     Split,
+    default_cache_dir,
     load_cifar10,
     split_indices,
     subset,
@@ -96,6 +107,25 @@ def test_second_load_comes_from_the_cache(small_dir: Path, cache: Path) -> None:
     assert first.fingerprint == second.fingerprint
     assert torch.equal(first.train.x, second.train.x)
     assert torch.equal(first.test.y, second.test.y)
+
+
+def test_both_sources_share_one_cache_rule(small_dir: Path, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """NAS_CACHE_DIR, else $XDG_CACHE_HOME/nas: CIFAR-10 and ImageFolder caches alike."""
+    from test_transfer import link_subset
+
+    from workers.imagefolder import load_imagefolder
+
+    monkeypatch.delenv("NAS_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_cache_dir() == tmp_path / "xdg" / "nas"
+    cifar = load_cifar10(small_dir, download=False)
+    photos = load_imagefolder(link_subset(tmp_path / "imagenette", train=2, val=1), 36)
+    assert len(list((tmp_path / "xdg" / "nas").glob("cifar10-*.safetensors"))) == 1
+    assert len(list((tmp_path / "xdg" / "nas").glob("imagefolder-*.safetensors"))) == 1
+    assert (cifar.mean, photos.mean) == (CIFAR10_MEAN, IMAGENET_MEAN)  # 0..255 scale
+    monkeypatch.setenv("NAS_CACHE_DIR", str(tmp_path / "mine"))
+    assert default_cache_dir() == tmp_path / "mine"
 
 
 def test_torchvision_layout_gives_the_same_data(small_dir: Path, cache: Path,

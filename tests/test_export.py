@@ -283,8 +283,12 @@ def test_preprocess_then_model_matches_the_projects_normalize_and_network(
     """uint8 images through the export's own preprocess and network give the logits the
     project computes with its trainer's normalize and its network, within 1e-5; [0, 1]
     floats give the same."""
+    from functools import partial
+
+    from workers.augment import IMAGENET_MEAN, IMAGENET_STD
     from workers.augment import normalize as cifar_normalize
-    from workers.imagefolder import normalize as imagenet_normalize
+
+    imagenet_normalize = partial(cifar_normalize, mean=IMAGENET_MEAN, std=IMAGENET_STD)
 
     checkpoint = make_checkpoint(tmp_path / "ckpt.safetensors", get_arch("nasnet-a"),
                                  layout=layout)

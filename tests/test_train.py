@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,9 @@ import torch
 from test_data import make_small_cifar
 
 from search_spaces import get_arch
+from workers.augment import ResizedCrop
 from workers.data import Cifar10, load_cifar10
+from workers.imagefolder import load_imagefolder
 from workers.presets import PRESETS, UnknownPresetError, get_preset
 from workers.train import (
     EpochReport,
@@ -126,6 +129,70 @@ def test_baseline_without_aux_or_progress_trains(data: Cifar10) -> None:
     result = train(model, data.train, data.val, FAST)
     assert result.steps == 3 and 0.0 <= result.accuracy <= 1.0
     assert evaluate(model, data.val) == pytest.approx(result.accuracy, abs=0.02)
+
+
+def test_one_loop_trains_a_cifar_cell_network_and_an_imagenet_baseline(
+        data: Cifar10, tmp_path: Path) -> None:
+    """`train` itself, for both: a CIFAR-layout NASNet cell network through CIFAR's view and an
+    ImageNet-layout baseline on real Imagenette photos through RandomResizedCrop."""
+    from test_transfer import link_subset
+
+    cifar = train(tiny(), data.train, data.val, FAST)
+    photos = load_imagefolder(link_subset(tmp_path / "imagenette", train=8, val=4), 37,
+                              cache_dir=tmp_path / "cache")
+    model = get_arch("mobilenet-v1").build(layout="imagenet", image_size=32, width=0.25,
+                                           num_classes=len(photos.classes))
+    view = ResizedCrop(32, min_scale=0.25, mean=photos.mean, std=photos.std)
+    imagenet = train(model, photos.train, photos.val, replace(FAST, batch_size=8, max_steps=None),
+                     view=view)
+    assert cifar.steps == 3 and imagenet.steps == 32 // 8  # 4 classes x 8 photos, batch 8
+    for result in (cifar, imagenet):
+        assert 0.0 <= result.accuracy <= result.top5 <= 1.0
+        assert math.isfinite(result.epochs[-1].train_loss)
+        assert result.settings["world_size"] == 1  # one process: no DDP wrapper
+    assert evaluate(model, photos.val, view=view) == pytest.approx(imagenet.accuracy, abs=1e-9)
+
+
+def _ddp_rank(rank: int, world: int, folder: str, train_split: object, val: object) -> None:
+    """One rank of a real gloo process group, running the same `train` as above."""
+    import json
+
+    import torch.distributed as dist
+    from safetensors.torch import save_file
+
+    dist.init_process_group("gloo", init_method=f"file://{folder}/rendezvous", rank=rank,
+                            world_size=world)
+    try:
+        config = replace(FAST, batch_size=32, max_steps=None, threads=1)
+        model = tiny()
+        result = train(model, train_split, val, config)  # type: ignore[arg-type]
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()},
+                  f"{folder}/rank{rank}.safetensors")
+        Path(f"{folder}/rank{rank}.json").write_text(json.dumps(
+            {"steps": result.steps, "accuracy": result.accuracy, "world": dist.get_world_size(),
+             "loss": result.epochs[-1].train_loss, "settings": result.settings}))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_the_same_loop_runs_ddp_over_two_gloo_processes(data: Cifar10, tmp_path: Path) -> None:
+    """Inside a process group `train` wraps the model in DDP and splits each global batch by
+    rank: both ranks end with the same weights and report the same (all-reduced) scores."""
+    import json
+
+    import torch.multiprocessing as mp
+    from safetensors.torch import load_file
+
+    mp.spawn(_ddp_rank, args=(2, str(tmp_path), data.train, data.val), nprocs=2, join=True)
+    reports = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    states = [load_file(str(tmp_path / f"rank{r}.safetensors")) for r in (0, 1)]
+    assert reports[0]["steps"] == reports[1]["steps"] == len(data.train) // 32
+    assert reports[0]["settings"]["world_size"] == 2
+    assert reports[0]["accuracy"] == reports[1]["accuracy"]  # counts summed over the shards
+    assert reports[0]["loss"] == pytest.approx(reports[1]["loss"])  # the ranks' mean
+    for key, value in states[0].items():
+        if value.is_floating_point():  # DDP kept the replicas equal (BN stats from rank 0)
+            assert torch.allclose(value, states[1][key], atol=1e-6), key
 
 
 def test_bad_configs_are_train_errors(data: Cifar10) -> None:

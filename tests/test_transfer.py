@@ -12,17 +12,17 @@ from conftest import shared_data
 
 from nas.cli import main
 from nas.errors import BadInput
-from nas.transfer import _balanced_subset, plan_transfer
+from nas.transfer import plan_transfer
 from search_spaces import Arch, Genotype, get_arch
+from workers.augment import center_crop, random_resized_crop
 from workers.checkpoint import load_checkpoint
 from workers.imagefolder import (
     ImageFolderError,
-    center_crop,
     decode_split,
     load_imagefolder,
-    random_resized_crop,
     scan_imagefolder,
 )
+from workers.source import balanced_subset
 
 CLASSES = 4
 
@@ -108,7 +108,7 @@ def test_batch_augmentation_shapes_ranges_and_seed(subset: Path, cache: Path) ->
 
 def test_balanced_subset_takes_every_class() -> None:
     labels = torch.arange(40) % 4
-    keep = _balanced_subset(labels, 12, seed=0)
+    keep = balanced_subset(labels, 12, seed=0)
     assert len(keep) == 12 and len(set(keep.tolist())) == 12
     assert torch.bincount(labels[keep]).tolist() == [3, 3, 3, 3]
 
@@ -206,7 +206,6 @@ def test_transfer_two_ray_train_workers(
     tmp_path: Path, cache: Path, ray_cluster: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from nas.db import open_database
-    from workers.imagefolder import center_crop as crop
 
     data = link_subset(tmp_path / "imagenette", train=10, val=5)
     url = f"sqlite:///{tmp_path / 'nas.db'}"
@@ -241,7 +240,7 @@ def test_transfer_two_ray_train_workers(
     model.eval()
     val = load_imagefolder(data, card.recipe.settings["stored_size"]).val
     with torch.no_grad():
-        pred = model(crop(val.x, 32)).argmax(1)
+        pred = model(center_crop(val.x, 32)).argmax(1)
     assert abs(float((pred == val.y).float().mean()) - row["top1"]) < 1e-6
 
     # and a models row points at it

@@ -200,13 +200,11 @@ def _value(hint: Any, value: Any, path: str) -> Any:
 
 def layout_normalization(layout: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """(mean, std) on the 0..255 scale that the project's trainer applies at `layout`."""
+    from workers.augment import CIFAR10_MEAN, CIFAR10_STD, IMAGENET_MEAN, IMAGENET_STD
+
     if layout == "cifar":
-        from workers.augment import MEAN, STD
-
-        return tuple(MEAN), tuple(STD)
-    from workers.imagefolder import MEAN, STD  # ImageNet statistics, 0..1 scale
-
-    return tuple(round(255 * m, 6) for m in MEAN), tuple(round(255 * s, 6) for s in STD)
+        return CIFAR10_MEAN, CIFAR10_STD
+    return IMAGENET_MEAN, IMAGENET_STD
 
 
 def _plain(value: Any) -> Any:

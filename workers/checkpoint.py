@@ -9,10 +9,7 @@ converter `workers.card.from_description`, or refused when it lacks what a card 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
-from typing import Any
 
 import torch
 from safetensors import SafetensorError
@@ -20,6 +17,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from workers.card import CardError, ModelCard, from_description
+from workers.source import atomic_write as _atomic_write
 
 CARD_KEY = "nas_card"  # the model card, JSON
 OLD_KEY = "nas"  # before the card: a free-form description, JSON
@@ -27,18 +25,6 @@ OLD_KEY = "nas"  # before the card: a free-form description, JSON
 
 class CheckpointError(ValueError):
     """A file that is not a readable nas checkpoint."""
-
-
-def _atomic_write(path: Path, write: Any) -> None:
-    """Write through a temporary file in the same directory, then rename: never half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def save_checkpoint(path: Path, model: nn.Module, card: ModelCard) -> Path:

@@ -1,4 +1,5 @@
-"""CIFAR-10 as uint8 tensors: decoded once, cached, split 45,000 / 5,000 deterministically.
+"""CIFAR-10 as uint8 tensors: decoded once, cached, split 45,000 / 5,000 deterministically
+(one implementation of `workers.source.DataSource`).
 
 Two on-disk layouts are accepted: torchvision's `cifar-10-batches-py/` and the ImageFolder
 layout `train/<class>/*.jpg`, `test/<class>/*.jpg`. Decoding happens once per data
@@ -13,7 +14,6 @@ import hashlib
 import io
 import os
 import pickle
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -21,12 +21,23 @@ from typing import ClassVar
 import numpy as np
 import torch
 
+from workers.augment import CIFAR10_MEAN, CIFAR10_STD
+from workers.source import (
+    DataError,
+    Split,
+    concat,
+    default_cache_dir,
+    is_image,
+    read_cache,
+    subset,
+    write_cache,
+)
+
 CLASSES: tuple[str, ...] = (
     "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
 )
 VAL_FRACTION = 10  # one image in 10 of the training set is held out: 50,000 -> 45,000 + 5,000
 SPLIT_SEED = 0  # fixed forever: the validation split must not move between runs or machines
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 BATCHES = "cifar-10-batches-py"
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 LAYOUTS_HELP = (
@@ -34,31 +45,7 @@ LAYOUTS_HELP = (
     "ImageFolder layout train/<class>/*.jpg and test/<class>/*.jpg"
 )
 CACHE_VERSION = "1"
-
-
-class DataError(ValueError):
-    """Data that cannot be loaded; the message names the directory and both layouts."""
-
-
-@dataclass(frozen=True)
-class Split:
-    """Images and labels of one split, kept as compact tensors (augment on the device)."""
-
-    x: torch.Tensor  # uint8 [N, 3, 32, 32]
-    y: torch.Tensor  # int64 [N], class index
-
-    def __len__(self) -> int:
-        return int(self.y.shape[0])
-
-    @property
-    def images(self) -> torch.Tensor:
-        """Alias of `x` (the name the Ray trial code uses)."""
-        return self.x
-
-    @property
-    def labels(self) -> torch.Tensor:
-        """Alias of `y`."""
-        return self.y
+_KEYS = ("train_x", "train_y", "test_x", "test_y")
 
 
 @dataclass(frozen=True)
@@ -68,26 +55,13 @@ class Cifar10:
     test: Split  # 10,000 images: final training only
     fingerprint: str  # sha256 prefix of the decoded arrays: equal data <=> equal fingerprint
     classes: tuple[str, ...] = CLASSES
+    mean: tuple[float, float, float] = CIFAR10_MEAN  # 0..255 scale
+    std: tuple[float, float, float] = CIFAR10_STD
 
     @property
     def train_full(self) -> Split:
         """train + val (50,000): what final training fits before scoring on test."""
         return concat(self.train, self.val)
-
-
-def concat(*splits: Split) -> Split:
-    return Split(torch.cat([s.x for s in splits]), torch.cat([s.y for s in splits]))
-
-
-def subset(split: Split, n: int, seed: int) -> Split:
-    """`n` images drawn without replacement, the same ones for the same seed."""
-    if n < 1:
-        raise DataError(f"a subset needs at least one image (got {n})")
-    if n >= len(split):
-        return split
-    gen = torch.Generator().manual_seed(int(seed))
-    index = torch.randperm(len(split), generator=gen)[:n].sort().values
-    return Split(split.x[index].contiguous(), split.y[index].contiguous())
 
 
 def split_indices(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -113,14 +87,6 @@ def default_data_dir() -> Path:
     """env NAS_DATA_DIR, else a directory under the cache where torchvision may download."""
     value = os.environ.get("NAS_DATA_DIR")
     return Path(value) if value else default_cache_dir() / "cifar10"
-
-
-def default_cache_dir() -> Path:
-    value = os.environ.get("NAS_CACHE_DIR")
-    if value:
-        return Path(value)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "nas"
 
 
 def detect_layout(root: Path) -> str | None:
@@ -159,12 +125,12 @@ def load_cifar10(
     cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     key = hashlib.sha256(f"{CACHE_VERSION}\n{root.resolve()}\n{listing}".encode()).hexdigest()
     cache_file = cache / f"cifar10-{key[:20]}.safetensors"
-    arrays = _read_cache(cache_file)
-    if arrays is None:
-        arrays = _decode(root, layout)
-        _write_cache(cache_file, arrays)
-        arrays = _read_cache(cache_file) or arrays
-    tensors, fingerprint = arrays
+    cached = read_cache(cache_file, CACHE_VERSION, set(_KEYS))
+    if cached is not None and "fingerprint" in cached[1]:
+        tensors, fingerprint = cached[0], cached[1]["fingerprint"]
+    else:
+        tensors, fingerprint = _decode(root, layout)
+        write_cache(cache_file, tensors, CACHE_VERSION, {"fingerprint": fingerprint})
     train, val = split_train_val(tensors["train_x"], tensors["train_y"])
     return Cifar10(train, val, Split(tensors["test_x"], tensors["test_y"]), fingerprint)
 
@@ -218,7 +184,7 @@ def _listing(root: Path, layout: str) -> str:
                 files = sorted(
                     (e.name, e.stat().st_size, e.stat().st_mtime_ns)
                     for e in entries
-                    if e.name.lower().endswith(IMAGE_EXTENSIONS)
+                    if is_image(e.name)
                 )
             if not files:
                 raise DataError(
@@ -320,7 +286,7 @@ def _decode_files(root: Path, folder: Path,
     paths: list[Path] = []
     labels: list[int] = []
     for index, cls in enumerate(classes):
-        names = sorted(n for n in os.listdir(folder / cls) if n.lower().endswith(IMAGE_EXTENSIONS))
+        names = sorted(n for n in os.listdir(folder / cls) if is_image(n))
         paths.extend(folder / cls / n for n in names)
         labels.extend([index] * len(names))
     out = torch.empty(len(paths), 3, 32, 32, dtype=torch.uint8)
@@ -352,41 +318,15 @@ def _decode_files(root: Path, folder: Path,
     return out, torch.tensor(labels, dtype=torch.int64)
 
 
-# -- the cache --------------------------------------------------------------------------------
-
-
-def _read_cache(path: Path) -> tuple[dict[str, torch.Tensor], str] | None:
-    from safetensors import safe_open
-
-    if not path.is_file():
-        return None
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            tensors = {name: f.get_tensor(name) for name in f.keys()}  # noqa: SIM118
-    except Exception:
-        return None  # a damaged cache is rebuilt, not trusted
-    if meta.get("version") != CACHE_VERSION or "fingerprint" not in meta:
-        return None
-    if set(tensors) != {"train_x", "train_y", "test_x", "test_y"}:
-        return None
-    return tensors, meta["fingerprint"]
-
-
-def _write_cache(path: Path, arrays: tuple[dict[str, torch.Tensor], str]) -> None:
-    """Atomic write (temporary name, then rename); an unwritable cache only costs speed."""
-    from safetensors.torch import save_file
-
-    tensors, fingerprint = arrays
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            save_file({k: v.contiguous() for k, v in tensors.items()}, tmp,
-                      metadata={"version": CACHE_VERSION, "fingerprint": fingerprint})
-            os.replace(tmp, path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
-    except OSError:
-        pass
+__all__ = [
+    "CLASSES",
+    "Cifar10",
+    "DataError",
+    "Split",
+    "concat",
+    "default_cache_dir",
+    "default_data_dir",
+    "load_cifar10",
+    "split_train_val",
+    "subset",
+]

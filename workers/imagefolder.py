@@ -5,18 +5,17 @@ Why this shape: decoding JPEG is the expensive part of an ImageNet input pipelin
 happens once (greyscale and CMYK images become RGB then), every image is resized so its
 shorter side is the stored size and centre-cropped square, and the result is cached as
 safetensors keyed by the files' names, sizes and times. Training then draws
-RandomResizedCrop + flip for a whole batch at once with one `grid_sample` call: no PIL and
-no per-image Python work per step. Validation takes the centre `image_size` crop of the
-stored image (the usual "resize to 1.14x, centre crop" evaluation).
+RandomResizedCrop + flip for a whole batch at once (`workers.augment.ResizedCrop`): no PIL
+and no per-image Python work per step. Validation takes the centre `image_size` crop of the
+stored image (the usual "resize to 1.14x, centre crop" evaluation). The second
+implementation of `workers.source.DataSource`, beside CIFAR-10's `workers.data`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
-import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,18 +23,24 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+from workers.augment import IMAGENET_MEAN, IMAGENET_STD, Stats
+from workers.source import (
+    IMAGE_EXTENSIONS,
+    DataError,
+    Split,
+    default_cache_dir,
+    is_image,
+    read_cache,
+    write_cache,
+)
+
 SPLITS = ("train", "val")
 CACHE_VERSION = "1"  # bump when the decoding changes, so old caches are not reused
-MEAN = (0.485, 0.456, 0.406)  # ImageNet channel statistics, 0..1 scale
-STD = (0.229, 0.224, 0.225)
+_KEYS = {"train_x", "train_y", "val_x", "val_y"}
 
 
-class ImageFolderError(ValueError):
+class ImageFolderError(DataError):
     """A data directory that is not a usable ImageFolder; the message says what to fix."""
 
 
@@ -59,28 +64,21 @@ class FolderIndex:
 
 
 @dataclass(frozen=True)
-class ImageSplit:
-    """Decoded images: x uint8 [N, 3, S, S] at the stored size S, y int64 [N]."""
-
-    x: torch.Tensor
-    y: torch.Tensor
-
-    def __len__(self) -> int:
-        return int(self.y.shape[0])
-
-
-@dataclass(frozen=True)
 class ImageFolderData:
-    train: ImageSplit
-    val: ImageSplit
+    """One implementation of `workers.source.DataSource`: images at the stored size S."""
+
+    train: Split
+    val: Split
     classes: tuple[str, ...]
     stored_size: int
     fingerprint: str
+    mean: Stats = IMAGENET_MEAN  # 0..255 scale
+    std: Stats = IMAGENET_STD
 
 
 def _images(folder: Path) -> list[Path]:
     return sorted(
-        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+        p for p in folder.iterdir() if p.is_file() and is_image(p.name)
     )
 
 
@@ -155,7 +153,7 @@ def decode_image(path: Path, stored_size: int) -> torch.Tensor:
 
 def decode_split(
     files: Sequence[tuple[Path, int]], stored_size: int, threads: int | None = None
-) -> ImageSplit:
+) -> Split:
     """Decode a list of files in parallel threads (torchvision's decoders release the GIL)."""
     x = torch.empty(len(files), 3, stored_size, stored_size, dtype=torch.uint8)
     y = torch.tensor([label for _, label in files], dtype=torch.int64)
@@ -166,11 +164,7 @@ def decode_split(
     with ThreadPoolExecutor(max_workers=threads or os.cpu_count() or 1) as pool:
         for _ in pool.map(work, range(len(files))):
             pass
-    return ImageSplit(x, y)
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("NAS_CACHE_DIR") or Path.home() / ".cache" / "nas")
+    return Split(x, y)
 
 
 def load_imagefolder(
@@ -185,95 +179,18 @@ def load_imagefolder(
     index = index or scan_imagefolder(root)
     fingerprint = index.fingerprint(stored_size)
     cache = (cache_dir or default_cache_dir()) / f"imagefolder-{fingerprint}.safetensors"
-    if cache.is_file():
-        try:
-            tensors = load_file(str(cache))
-            return ImageFolderData(
-                ImageSplit(tensors["train_x"], tensors["train_y"]),
-                ImageSplit(tensors["val_x"], tensors["val_y"]),
-                index.classes, stored_size, fingerprint,
-            )
-        except (SafetensorError, OSError, KeyError):
-            pass  # a damaged cache is rebuilt below
-    train = decode_split(index.files["train"], stored_size)
-    val = decode_split(index.files["val"], stored_size)
-    _write_cache(cache, train, val, index, stored_size)
+    cached = read_cache(cache, CACHE_VERSION, _KEYS)
+    if cached is not None:
+        t = cached[0]
+        train, val = Split(t["train_x"], t["train_y"]), Split(t["val_x"], t["val_y"])
+    else:
+        train = decode_split(index.files["train"], stored_size)
+        val = decode_split(index.files["val"], stored_size)
+        write_cache(cache, {"train_x": train.x, "train_y": train.y, "val_x": val.x,
+                            "val_y": val.y}, CACHE_VERSION,
+                    {"root": str(index.root), "classes": json.dumps(index.classes),
+                     "stored_size": str(stored_size)})
     return ImageFolderData(train, val, index.classes, stored_size, fingerprint)
-
-
-def _write_cache(
-    path: Path, train: ImageSplit, val: ImageSplit, index: FolderIndex, stored_size: int
-) -> None:
-    """Atomic: a crash leaves either no cache or a whole one. A read-only cache dir is fine."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-    except OSError:
-        return
-    meta = {"root": str(index.root), "classes": json.dumps(index.classes),
-            "stored_size": str(stored_size)}
-    try:
-        save_file({"train_x": train.x, "train_y": train.y, "val_x": val.x, "val_y": val.y},
-                  tmp, metadata=meta)
-        os.replace(tmp, path)
-    except OSError:
-        pass
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
-def normalize(x: torch.Tensor) -> torch.Tensor:
-    """uint8 or 0..255 float [B, 3, H, W] -> ImageNet-normalised float."""
-    mean = torch.tensor(MEAN, device=x.device).view(1, 3, 1, 1) * 255
-    std = torch.tensor(STD, device=x.device).view(1, 3, 1, 1) * 255
-    return (x.float() - mean) / std
-
-
-def random_resized_crop(
-    x: torch.Tensor,
-    size: int,
-    generator: torch.Generator,
-    scale: tuple[float, float] = (0.25, 1.0),
-    ratio: tuple[float, float] = (3 / 4, 4 / 3),
-    flip: bool = True,
-) -> torch.Tensor:
-    """RandomResizedCrop (+ horizontal flip) of a whole uint8 batch -> normalised float.
-
-    Each image gets its own box (area fraction in `scale`, aspect ratio in `ratio`, clipped
-    to the image) and flip, all applied by one bilinear `grid_sample`. The random numbers
-    come from `generator` on the CPU so runs repeat exactly for a seed on any device.
-    """
-    b = x.shape[0]
-    area = torch.empty(b).uniform_(scale[0], scale[1], generator=generator)
-    log_r = torch.empty(b).uniform_(math.log(ratio[0]), math.log(ratio[1]), generator=generator)
-    aspect = torch.exp(log_r)
-    w = torch.sqrt(area * aspect).clamp(max=1.0)  # box width as a fraction of the side
-    h = torch.sqrt(area / aspect).clamp(max=1.0)
-    cx = (torch.rand(b, generator=generator) * 2 - 1) * (1 - w)  # box centre, -1..1 coords
-    cy = (torch.rand(b, generator=generator) * 2 - 1) * (1 - h)
-    sign = torch.ones(b)
-    if flip:
-        sign = torch.where(torch.rand(b, generator=generator) < 0.5, -1.0, 1.0)
-    theta = torch.zeros(b, 2, 3)
-    theta[:, 0, 0] = w * sign
-    theta[:, 0, 2] = cx
-    theta[:, 1, 1] = h
-    theta[:, 1, 2] = cy
-    theta = theta.to(x.device)
-    grid = F.affine_grid(theta, [b, 3, size, size], align_corners=False)
-    out = F.grid_sample(normalize(x), grid, mode="bilinear", padding_mode="reflection",
-                        align_corners=False)
-    return out
-
-
-def center_crop(x: torch.Tensor, size: int) -> torch.Tensor:
-    """The evaluation view: the centre `size` crop of the stored images, normalised."""
-    s = x.shape[-1]
-    if size > s:
-        raise ImageFolderError(f"image size {size} is larger than the stored size {s}")
-    top = (s - size) // 2
-    return normalize(x[..., top:top + size, top:top + size])
 
 
 __all__ = [
@@ -281,12 +198,7 @@ __all__ = [
     "FolderIndex",
     "ImageFolderData",
     "ImageFolderError",
-    "ImageSplit",
-    "center_crop",
     "decode_split",
-    "default_cache_dir",
     "load_imagefolder",
-    "normalize",
-    "random_resized_crop",
     "scan_imagefolder",
 ]

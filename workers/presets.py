@@ -7,6 +7,10 @@ setting (N=2, 20 epochs, all 45,000 images, cosine); `gpu-final` the paper's fin
 (N=6 F=768 i.e. C=32, 600 epochs, batch 128, drop path, auxiliary head, cutout). Flags
 and config keys override any field. Costs measured on this repository's 2-core machine are
 in docs/results/training.md.
+
+Transfer presets (`TRANSFER_PRESETS`, for `nas transfer` and `nas baselines --layout
+imagenet`) set the ImageNet-layout network, the same `TrainConfig` and the Ray Train
+resources; `cpu-transfer` and `gpu-mobile` are documented in the README.
 """
 
 from __future__ import annotations
@@ -97,11 +101,13 @@ PRESETS: dict[str, Preset] = {
 
 
 def get_preset(name: str) -> Preset:
-    try:
-        return PRESETS[name]
-    except KeyError:
-        raise UnknownPresetError(
-            f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}") from None
+    return _lookup(PRESETS, name, "preset")
+
+
+def _lookup(table: dict[str, Any], name: str, what: str) -> Any:
+    if name not in table:
+        raise UnknownPresetError(f"unknown {what} {name!r}; choose one of {', '.join(table)}")
+    return table[name]
 
 
 def require_hardware(preset: str, train: TrainConfig, gpus: float,
@@ -120,3 +126,64 @@ def require_hardware(preset: str, train: TrainConfig, gpus: float,
         cpu = ", ".join(name for name in PRESETS if name.startswith("cpu-"))
         raise TrainError(f"--preset {preset} is for GPUs, but {where} has none; use a CPU "
                          f"preset ({cpu})")
+
+
+# -- ImageNet layout (`nas transfer`) -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TransferPreset:
+    """A named budget: network size, training recipe and default resources."""
+
+    name: str
+    description: str
+    network: dict[str, Any]  # cells / filters (cell networks), image_size, width (baselines)
+    train: TrainConfig  # the one loop's recipe; batch_size is global, split over the workers
+    min_scale: float = 0.25  # RandomResizedCrop: smallest area fraction of a crop
+    resize_ratio: float = 1.15  # stored side = round(image_size x ratio); val = centre crop
+    workers: int = 1
+    gpus_per_worker: float = 0.0
+    baseline_width: float = 1.0  # the one width rule for baselines under this budget
+
+
+TRANSFER_PRESETS: dict[str, TransferPreset] = {
+    "cpu-transfer": TransferPreset(
+        name="cpu-transfer",
+        description=(
+            "one ImageNet-layout model in at most 20 minutes on 2 CPU cores: 64x64 input "
+            "(stored at 74 px), cell networks 2@264 (N=2, F=264), baselines at width 0.5, "
+            "batch 64, 6 epochs, one Ray Train worker with both cores"
+        ),
+        network={"cells": 2, "filters": 264, "image_size": 64},
+        train=TrainConfig(epochs=6, batch_size=64, lr=0.1, warmup_epochs=0.5,
+                          weight_decay=4e-5, eval_every=0, channels_last=False, bf16=False),
+        min_scale=0.25,
+        workers=1,
+        baseline_width=0.5,
+    ),
+    "gpu-mobile": TransferPreset(
+        name="gpu-mobile",
+        description=(
+            "the paper's mobile setting: N=4, F=1056 at 224x224 with the auxiliary head "
+            "(weight 0.4) and label smoothing 0.1; SGD-Nesterov with a cosine schedule (the "
+            "paper used RMSProp), 250 epochs, global batch 1024 over the GPUs given by "
+            "--workers, min crop area 0.08"
+        ),
+        network={"cells": 4, "filters": 1056, "image_size": 224, "auxiliary": True},
+        train=TrainConfig(epochs=250, batch_size=1024, lr=0.4, warmup_epochs=5,
+                          weight_decay=4e-5, eval_every=10, eval_batch_size=256),
+        min_scale=0.08,
+        workers=1,
+        gpus_per_worker=1.0,
+    ),
+}
+
+
+def default_transfer_preset() -> str:
+    import torch
+
+    return "gpu-mobile" if torch.cuda.is_available() else "cpu-transfer"
+
+
+def get_transfer_preset(name: str) -> TransferPreset:
+    return _lookup(TRANSFER_PRESETS, name, "transfer preset")

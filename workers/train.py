@@ -6,6 +6,10 @@ network has them. Data stays on the device as uint8 and is augmented a whole bat
 time (`workers.augment`), so the model is what costs the time. CPU: threads from the cores
 this process may use, channels_last and bf16 autocast where they measure faster (AMX makes
 bf16 several times faster on recent Xeons). CUDA: bf16 autocast, channels_last.
+
+`nas train`, `nas baselines`, search trials and `nas transfer` all train through `train`:
+alone in a process, or as one rank of a DistributedDataParallel group (gloo on CPU, NCCL on
+GPU) that a Ray Train worker set up, with the same code path.
 """
 
 from __future__ import annotations
@@ -22,8 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from workers.augment import augment, normalize
-from workers.data import Split, subset
+from workers.augment import CropFlip, View
+from workers.source import Split, subset
 
 
 class TrainError(ValueError):
@@ -92,12 +96,23 @@ class EpochReport:
     val_accuracy: float  # on the evaluation split; NaN when this epoch was not evaluated
     seconds: float  # wall time of the epoch's training steps (evaluation excluded)
     images_per_s: float  # training images per second in this epoch
+    val_top5: float = float("nan")  # top-5 accuracy when evaluated
+
+    def as_progress(self) -> dict[str, Any]:
+        """The dict a progress line takes (`nas transfer`, `nas baselines`): top-1/5 only
+        when this epoch was evaluated."""
+        item = {"epoch": self.epoch, "train_loss": self.train_loss,
+                "images_per_s": self.images_per_s, "seconds": self.seconds}
+        if math.isfinite(self.val_accuracy):
+            item.update(top1=self.val_accuracy, top5=self.val_top5)
+        return item
 
 
 @dataclass
 class TrainResult:
     epochs: list[EpochReport] = field(default_factory=list)
-    accuracy: float = float("nan")  # final accuracy on the evaluation split
+    accuracy: float = float("nan")  # final (top-1) accuracy on the evaluation split
+    top5: float = float("nan")  # final top-5 accuracy on the evaluation split
     train_seconds: float = 0.0  # training steps only, evaluation excluded
     images_per_s: float = 0.0
     steps: int = 0
@@ -215,7 +230,7 @@ def measure_formats(model: nn.Module, batch_size: int, device: torch.device,
     model.train()
     n = min(batch_size, 64)
     x = torch.randn(n, 3, image_size, image_size, device=device)
-    y = torch.randint(0, 10, (n,), device=device)
+    y = torch.zeros(n, dtype=torch.int64, device=device)  # any class count: the timing is alike
     best, best_time = (False, False), math.inf
     for cl in (False, True) if channels_last else (False,):
         for bf in (False, True):
@@ -240,12 +255,15 @@ def measure_formats(model: nn.Module, batch_size: int, device: torch.device,
 
 
 def _forward_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: TrainConfig,
-                  bf16: bool, device: torch.device) -> torch.Tensor:
+                  bf16: bool, device: torch.device,
+                  forward: nn.Module | None = None) -> torch.Tensor:
+    """Loss of one batch; `forward` is the module called (a DDP wrapper of `model`, or
+    `model` itself), `model` the network whose auxiliary logits are read."""
     has_aux = hasattr(model, "aux_logits")
     if has_aux:
         model.aux_logits = None  # type: ignore[assignment]
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-        logits = model(x)
+        logits = (forward or model)(x)
     loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
     aux = getattr(model, "aux_logits", None) if has_aux else None
     if aux is not None and config.aux_weight > 0:
@@ -256,9 +274,9 @@ def _forward_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, config: Tr
 
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, params: list[torch.Tensor],
                x: torch.Tensor, y: torch.Tensor, config: TrainConfig, bf16: bool,
-               device: torch.device) -> torch.Tensor:
+               device: torch.device, forward: nn.Module | None = None) -> torch.Tensor:
     """Forward, backward, clip, update; returns the detached loss (no device sync)."""
-    loss = _forward_loss(model, x, y, config, bf16, device)
+    loss = _forward_loss(model, x, y, config, bf16, device, forward)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if config.grad_clip > 0:
@@ -273,6 +291,27 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
         nesterov=config.nesterov)
 
 
+def _rank_world() -> tuple[int, int]:
+    """(rank, world size) of the process group this process is in; (0, 1) when none."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _agree(values: list[float], world: int, device: torch.device) -> list[float]:
+    """The maximum of each value over all ranks: a rank that stopped, pruned or read the clock
+    alone would change its learning rate or hang the others in their next all-reduce."""
+    if world == 1:
+        return values
+    import torch.distributed as dist
+
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return t.tolist()
+
+
 def train(
     model: nn.Module,
     train: Split,
@@ -280,14 +319,26 @@ def train(
     config: TrainConfig,
     on_epoch: Callable[[EpochReport], bool] | None = None,
     on_step: Callable[[int, int], None] | None = None,
+    view: View | None = None,
 ) -> TrainResult:
     """Train `model` on `train` (or its `config.subset`), score on `evaluate` each epoch.
 
-    `on_epoch` returning True stops the run (pruning). A NaN/inf loss stops the run with
-    `stopped="non-finite loss"` rather than training on garbage. `on_step(step, total)`
-    is for progress bars.
+    `view` turns uint8 batches into the network's input (default: CIFAR's crop + flip from
+    the config; ImageNet-layout runs pass `ResizedCrop`). `on_epoch` returning True stops the
+    run (pruning). A NaN/inf loss stops the run with `stopped="non-finite loss"` rather than
+    training on garbage. `on_step(step, total)` is for progress bars.
+
+    Inside a torch.distributed process group (a Ray Train worker) the same loop runs DDP: the
+    model is wrapped, each rank takes its slice of every global batch of `batch_size` and
+    its shard of `evaluate`, and stop decisions are agreed over the ranks. A single process
+    skips all of that.
     """
     device, threads = _prepare(config)
+    view = view or CropFlip(config.crop_pad, config.flip, config.cutout)
+    rank, world = _rank_world()
+    if config.batch_size % world:
+        raise TrainError(f"batch size {config.batch_size} does not split evenly over {world} "
+                         "processes")
     if config.subset is not None:
         train = subset(train, config.subset, seed=config.seed)
     n = len(train)
@@ -298,15 +349,28 @@ def train(
     if len(evaluate) < 1:
         raise TrainError("the evaluation split is empty")
     model.to(device)
-    channels_last, bf16 = choose_formats(model, config, device, int(train.x.shape[-1]))
+    channels_last, bf16 = choose_formats(model, config, device, view.size(train.x.shape[-1]))
+    if world > 1:  # every rank trains in the same formats (any rank's choice of each)
+        channels_last, bf16 = (bool(v) for v in _agree([channels_last, bf16], world, device))
     torch.manual_seed(config.seed)  # a measurement must not change what follows
     if channels_last:
         model.to(memory_format=torch.channels_last)
+    forward = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        cuda_index = device.index if device.type == "cuda" else None
+        forward = DistributedDataParallel(
+            model, device_ids=None if cuda_index is None else [cuda_index])
     x_all = train.x.to(device)
     y_all = train.y.to(device)
     gen = torch.Generator(device=device).manual_seed(config.seed)
+    # The batch order comes from `gen`, equal on every rank; each rank augments with its own.
+    aug = gen if world == 1 else torch.Generator(device=device).manual_seed(
+        config.seed * 1009 + rank)
     optimizer = make_optimizer(model, config)
     params = [p for g in optimizer.param_groups for p in g["params"]]
+    per_rank = config.batch_size // world
     steps_per_epoch = n // config.batch_size
     total = config.epochs * steps_per_epoch
     if config.max_steps is not None:
@@ -321,7 +385,9 @@ def train(
     result = TrainResult(settings={
         "device": str(device), "threads": threads, "channels_last": channels_last,
         "bf16": bf16, "train_images": n, "steps_per_epoch": steps_per_epoch,
+        "world_size": world,
     })
+    shard = evaluate.shard(rank, world)
     step = 0
     for epoch in range(1, config.epochs + 1):
         model.train()
@@ -332,11 +398,11 @@ def train(
         for i in range(steps_per_epoch):
             if step >= total:
                 break
-            index = perm[i * config.batch_size:(i + 1) * config.batch_size]
-            xb = augment(x_all[index], config.crop_pad, config.flip, config.cutout, gen)
-            xb = normalize(xb, channels_last=channels_last)
+            lo = i * config.batch_size + rank * per_rank
+            index = perm[lo:lo + per_rank]
+            xb = view.train(x_all[index], aug, channels_last=channels_last)
             if budget:
-                elapsed = spent + time.perf_counter() - start
+                elapsed = _agree([spent + time.perf_counter() - start], world, device)[0]
                 if elapsed >= budget:
                     result.stopped = "time budget"
                     break
@@ -349,14 +415,15 @@ def train(
                 group["lr"] = lr
             if hasattr(model, "set_progress"):
                 model.set_progress(progress)
-            loss = train_step(model, optimizer, params, xb, y_all[index], config, bf16, device)
+            loss = train_step(model, optimizer, params, xb, y_all[index], config, bf16, device,
+                              forward)
             loss_sum += loss
             step += 1
             done += 1
             if on_step is not None:
                 on_step(step, total)
-            if (step % check_every == 0 or i == steps_per_epoch - 1) and not torch.isfinite(
-                    loss_sum):
+            if (step % check_every == 0 or i == steps_per_epoch - 1) and _agree(
+                    [float(not torch.isfinite(loss_sum))], world, device)[0]:
                 result.stopped = "non-finite loss"
                 break
         seconds = time.perf_counter() - start
@@ -370,18 +437,22 @@ def train(
         last = epoch == config.epochs or step >= total or result.stopped is not None
         evaluated = (result.stopped is None or out_of_time) and (
             last or (config.eval_every > 0 and epoch % config.eval_every == 0))
-        accuracy = (
-            evaluate_model(model, evaluate, config.eval_batch_size, device, channels_last,
-                           bf16, config.tta) if evaluated else float("nan"))
+        top1 = top5 = float("nan")
+        if evaluated:
+            top1, top5 = evaluate_model(model, shard, config.eval_batch_size, device,
+                                        channels_last, bf16, config.tta, view, world)
+        mean_loss = float(loss_sum) / max(1, done)
+        if world > 1:
+            mean_loss = _mean([mean_loss], world, device)[0]
         report = EpochReport(
-            epoch=epoch, train_loss=float(loss_sum) / max(1, done), val_accuracy=accuracy,
-            seconds=seconds, images_per_s=images / seconds if seconds > 0 else 0.0)
+            epoch=epoch, train_loss=mean_loss, val_accuracy=top1, seconds=seconds,
+            images_per_s=images / seconds if seconds > 0 else 0.0, val_top5=top5)
         result.epochs.append(report)
         if evaluated:
-            result.accuracy = accuracy
+            result.accuracy, result.top5 = top1, top5
         if result.stopped is not None:
             break
-        if on_epoch is not None and on_epoch(report):
+        if on_epoch is not None and _agree([float(bool(on_epoch(report)))], world, device)[0]:
             result.stopped = "pruned"
             break
         if step >= total:
@@ -394,32 +465,57 @@ def train(
     return result
 
 
+def _mean(values: list[float], world: int, device: torch.device) -> list[float]:
+    """The mean of each value over all ranks."""
+    import torch.distributed as dist
+
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return (t / world).tolist()
+
+
 @torch.no_grad()
 def evaluate_model(model: nn.Module, split: Split, batch_size: int = 500,
                    device: torch.device | str | None = None, channels_last: bool = False,
-                   bf16: bool = False, tta: bool = False) -> float:
-    """Top-1 accuracy on `split` (eval mode; with `tta` the mirrored image is averaged in)."""
+                   bf16: bool = False, tta: bool = False, view: View | None = None,
+                   world: int = 1) -> tuple[float, float]:
+    """(top-1, top-5) accuracy on `split` through `view`'s evaluation crop (eval mode; with
+    `tta` the mirrored image is averaged in). With `world` > 1, `split` is this rank's shard:
+    the counts are summed over the ranks, after every rank took rank 0's BatchNorm
+    statistics, so all score exactly the weights rank 0 saves."""
     if device is None:
         device = next(model.parameters()).device
     device = torch.device(device)
+    view = view or CropFlip()
+    if world > 1:
+        import torch.distributed as dist
+
+        for buffer in model.buffers():
+            dist.broadcast(buffer, src=0)
     was_training = model.training
     model.eval()
-    correct = 0
+    counts = torch.zeros(3, dtype=torch.float64, device=device)  # top-1, top-5, images
     for start in range(0, len(split), batch_size):
-        xb = normalize(split.x[start:start + batch_size].to(device), channels_last=channels_last)
+        xb = view.eval(split.x[start:start + batch_size].to(device), channels_last)
+        yb = split.y[start:start + batch_size].to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             logits = model(xb).float()
             if tta:
                 logits = logits.softmax(1) + model(xb.flip(3)).float().softmax(1)
-        correct += int((logits.argmax(1) == split.y[start:start + batch_size].to(device)).sum())
+        best = logits.topk(min(5, logits.shape[1]), dim=1).indices
+        counts[0] += (best[:, 0] == yb).sum()
+        counts[1] += (best == yb[:, None]).any(dim=1).sum()
+        counts[2] += len(yb)
     model.train(was_training)
-    return correct / len(split)
+    if world > 1:
+        dist.all_reduce(counts)
+    return float(counts[0] / counts[2]), float(counts[1] / counts[2])
 
 
 def evaluate(model: nn.Module, split: Split, batch_size: int = 500,
-             device: torch.device | str | None = None) -> float:
+             device: torch.device | str | None = None, view: View | None = None) -> float:
     """Top-1 accuracy of `model` on `split` in fp32 (the public, format-agnostic scorer)."""
-    return evaluate_model(model, split, batch_size, device)
+    return evaluate_model(model, split, batch_size, device, view=view)[0]
 
 
 def with_overrides(config: TrainConfig, **changes: Any) -> TrainConfig:
@@ -433,17 +529,18 @@ def _sync(device: torch.device) -> None:
 
 
 def benchmark(model: nn.Module, split: Split, config: TrainConfig, steps: int = 5,
-              repeats: int = 5) -> dict[str, Any]:
+              repeats: int = 5, view: View | None = None) -> dict[str, Any]:
     """Images/s of the whole training step (batch sampling from uint8 data on the device,
     augmentation, normalisation, forward, backward, update) and of the model alone on a
     pre-made batch; the median of `repeats`, the two measured alternately so that load from
     other processes hits both alike."""
     device, threads = _prepare(config)
+    view = view or CropFlip(config.crop_pad, config.flip, config.cutout)
     if len(split) < config.batch_size:
         raise TrainError(f"batch size {config.batch_size} is larger than the {len(split)} "
                          "images available")
     model.to(device).train()
-    channels_last, bf16 = choose_formats(model, config, device, int(split.x.shape[-1]))
+    channels_last, bf16 = choose_formats(model, config, device, view.size(split.x.shape[-1]))
     if channels_last:
         model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, config)
@@ -451,14 +548,12 @@ def benchmark(model: nn.Module, split: Split, config: TrainConfig, steps: int = 
     x_all, y_all = split.x.to(device), split.y.to(device)
     gen = torch.Generator(device=device).manual_seed(config.seed)
     n, b = len(split), config.batch_size
-    fixed_x = normalize(augment(x_all[:b], config.crop_pad, config.flip, config.cutout, gen),
-                        channels_last=channels_last)
+    fixed_x = view.train(x_all[:b], gen, channels_last)
     fixed_y = y_all[:b]
 
     def whole() -> None:
         index = torch.randint(0, n, (b,), device=device, generator=gen)
-        xb = augment(x_all[index], config.crop_pad, config.flip, config.cutout, gen)
-        xb = normalize(xb, channels_last=channels_last)
+        xb = view.train(x_all[index], gen, channels_last)
         train_step(model, optimizer, params, xb, y_all[index], config, bf16, device)
 
     def model_only() -> None:
