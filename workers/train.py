@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import statistics
 import time
 from collections.abc import Callable
@@ -79,14 +80,35 @@ class TrainConfig:
                 self.time_budget > 0 and math.isfinite(self.time_budget)):
             raise TrainError(f"--time-budget must be a positive number of seconds "
                              f"(got {self.time_budget})")
-        if not 0 <= self.label_smoothing < 1:
-            raise TrainError("label smoothing must lie in [0, 1)")
-        if self.warmup_epochs < 0 or self.weight_decay < 0 or self.grad_clip < 0:
-            raise TrainError("warm-up, weight decay and gradient clip must not be negative")
+        for name, low, high in _RANGES:  # NaN fails every comparison, so it is refused too
+            value = getattr(self, name)
+            if value is None and name in _OPTIONAL:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float) or not (
+                    low <= value <= high) or (name in _BELOW_HIGH and value == high):
+                upper = f"{high:g})" if name in _BELOW_HIGH else f"{high:g}]"
+                raise TrainError(f"train setting {name} must lie in [{low:g}, {upper} "
+                                 f"(got {value!r})")
+        if not _DEVICE.fullmatch(str(self.device)):
+            raise TrainError(f"train setting device {self.device!r} is not a device; use auto, "
+                             "cpu, cuda or cuda:N")
         return self
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+# The documented range of every other numeric setting, checked by TrainConfig.validate.
+_RANGES: tuple[tuple[str, float, float], ...] = (
+    ("epochs", 1, 100_000), ("batch_size", 1, 65_536), ("eval_batch_size", 1, 65_536),
+    ("momentum", 0.0, 1.0), ("weight_decay", 0.0, 1.0), ("label_smoothing", 0.0, 1.0),
+    ("warmup_epochs", 0.0, 100_000), ("grad_clip", 0.0, 1e6), ("aux_weight", 0.0, 100.0),
+    ("cutout", 0, 1024), ("crop_pad", 0, 64), ("eval_every", 0, 100_000),
+    ("seed", 0, 2**31 - 1), ("threads", 1, 1024),  # seeds fit the database's 32-bit column
+)
+_BELOW_HIGH = frozenset({"momentum", "label_smoothing"})  # [low, high): 1 would not train
+_OPTIONAL = frozenset({"threads"})  # None: decided at run time
+_DEVICE = re.compile(r"auto|cpu|cuda(:\d{1,2})?|mps")
 
 
 @dataclass

@@ -35,6 +35,15 @@ CASES = [
     ("network layout imagenet", "network:\n  layout: imagenet\n", [], "layout"),
     ("network stem negative", "network:\n  stem_multiplier: -1\n", [], "stem_multiplier"),
     ("network drop path nan", "network:\n  drop_path: .nan\n", [], "drop_path"),
+    ("train eval batch zero", "train:\n  eval_batch_size: 0\n", [], "eval_batch_size"),
+    ("train momentum nan", "train:\n  momentum: .nan\n", [], "momentum"),
+    ("train momentum one", "train:\n  momentum: 1.0\n", [], "momentum"),
+    ("train weight decay inf", "train:\n  weight_decay: .inf\n", [], "weight_decay"),
+    ("train cutout negative", "train:\n  cutout: -5\n", [], "cutout"),
+    ("train threads zero", "train:\n  threads: 0\n", [], "threads"),
+    ("train device banana", "train:\n  device: banana\n", [], "banana"),
+    ("train seed 2^32", f"train:\n  seed: {HUGE_SEED}\n", [], "seed"),
+    ("train grad clip nan", "train:\n  grad_clip: .nan\n", [], "grad_clip"),
 ]
 
 
