@@ -21,10 +21,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from search_spaces.errors import InputError
+
 CARD_VERSION = 1
 
 
-class CardError(ValueError):
+class CardError(InputError):
     """A model card that is missing, malformed, or newer than this code; one-line message."""
 
 

@@ -16,6 +16,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from search_spaces.errors import InputError
 from workers.card import CardError, ModelCard, from_description
 from workers.source import atomic_write as _atomic_write
 
@@ -23,7 +24,7 @@ CARD_KEY = "nas_card"  # the model card, JSON
 OLD_KEY = "nas"  # before the card: a free-form description, JSON
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError):
     """A file that is not a readable nas checkpoint."""
 
 

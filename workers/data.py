@@ -27,7 +27,7 @@ from workers.source import (
     Split,
     concat,
     default_cache_dir,
-    is_image,
+    image_files,
     read_cache,
     subset,
     write_cache,
@@ -180,12 +180,8 @@ def _listing(root: Path, layout: str) -> str:
     classes = _classes(root)
     for split in ("train", "test"):
         for cls in classes:
-            with os.scandir(root / split / cls) as entries:
-                files = sorted(
-                    (e.name, e.stat().st_size, e.stat().st_mtime_ns)
-                    for e in entries
-                    if is_image(e.name)
-                )
+            files = [(p.name, st.st_size, st.st_mtime_ns)
+                     for p, st in image_files(root / split / cls)]
             if not files:
                 raise DataError(
                     f"CIFAR-10 directory {root} is partial: {split}/{cls}/ holds no images; "
@@ -206,9 +202,15 @@ def _classes(root: Path) -> list[str]:
             f"CIFAR-10 directory {root} is partial: train/ has classes {train} but test/ has "
             f"{test}; {LAYOUTS_HELP}"
         )
-    if set(train) == set(CLASSES):
-        return list(CLASSES)  # CIFAR-10's own label order (also alphabetical)
-    return train
+    if set(train) != set(CLASSES):  # a network of 10 outputs would train on wrong labels
+        extra = sorted(set(train) - set(CLASSES))
+        absent = sorted(set(CLASSES) - set(train))
+        found = "; ".join(part for part in (
+            f"not CIFAR-10's: {', '.join(extra[:5])}" if extra else "",
+            f"missing: {', '.join(absent[:5])}" if absent else "") if part)
+        raise DataError(f"CIFAR-10 directory {root} must hold exactly CIFAR-10's 10 class "
+                        f"folders in train/ and test/ ({found}); {LAYOUTS_HELP}")
+    return list(CLASSES)  # CIFAR-10's own label order (also alphabetical)
 
 
 def _decode(root: Path, layout: str) -> tuple[dict[str, torch.Tensor], str]:
@@ -286,9 +288,9 @@ def _decode_files(root: Path, folder: Path,
     paths: list[Path] = []
     labels: list[int] = []
     for index, cls in enumerate(classes):
-        names = sorted(n for n in os.listdir(folder / cls) if is_image(n))
-        paths.extend(folder / cls / n for n in names)
-        labels.extend([index] * len(names))
+        found = [p for p, _ in image_files(folder / cls)]
+        paths.extend(found)
+        labels.extend([index] * len(found))
     out = torch.empty(len(paths), 3, 32, 32, dtype=torch.uint8)
     chunk = 2048
     for start in range(0, len(paths), chunk):

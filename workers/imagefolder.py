@@ -30,7 +30,7 @@ from workers.source import (
     DataError,
     Split,
     default_cache_dir,
-    is_image,
+    image_files,
     read_cache,
     write_cache,
 )
@@ -77,9 +77,7 @@ class ImageFolderData:
 
 
 def _images(folder: Path) -> list[Path]:
-    return sorted(
-        p for p in folder.iterdir() if p.is_file() and is_image(p.name)
-    )
+    return [p for p, _ in image_files(folder)]
 
 
 def scan_imagefolder(root: Path | str) -> FolderIndex:

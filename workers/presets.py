@@ -18,10 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from search_spaces.errors import InputError
 from workers.train import TrainConfig, TrainError
 
 
-class UnknownPresetError(KeyError):
+class UnknownPresetError(InputError, KeyError):
     """A preset name that does not exist; the message lists the ones that do."""
 
     def __str__(self) -> str:

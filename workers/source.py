@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,11 +21,13 @@ from typing import Protocol
 
 import torch
 
+from search_spaces.errors import InputError
+
 # Every file ending a data source decodes (lower case; PIL and libjpeg read them all).
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
 
-class DataError(ValueError):
+class DataError(InputError):
     """Data that cannot be loaded; the message names the directory and what to fix."""
 
 
@@ -77,6 +80,33 @@ class DataSource(Protocol):
 
 def is_image(name: str) -> bool:
     return name.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def image_files(folder: Path) -> list[tuple[Path, os.stat_result]]:
+    """The images of one class folder, sorted by name, with their stat.
+
+    A name that looks like an image but is not a non-empty regular file is bad input named
+    in one line: a dangling or looping symlink, a FIFO (reading it would hang for ever), a
+    device, a directory, a zero-byte file. Skipping it silently would train on other data
+    than the user thinks."""
+    found = []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if not is_image(entry.name):
+                continue
+            path = Path(entry.path)
+            try:
+                info = os.stat(path)  # follows links: dangling or looping ones raise here
+            except OSError as exc:
+                raise DataError(f"{path} cannot be read ({exc.strerror}); fix or remove the "
+                                "link") from None
+            if not stat.S_ISREG(info.st_mode):
+                raise DataError(f"{path} is not a regular file (a FIFO, device or directory "
+                                "named like an image); remove it")
+            if info.st_size == 0:
+                raise DataError(f"{path} is empty (0 bytes); replace or delete it")
+            found.append((path, info))
+    return sorted(found, key=lambda item: item[0].name)
 
 
 def concat(*splits: Split) -> Split:
@@ -176,6 +206,7 @@ __all__ = [
     "balanced_subset",
     "concat",
     "default_cache_dir",
+    "image_files",
     "is_image",
     "read_cache",
     "subset",

@@ -27,11 +27,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from search_spaces.errors import InputError
 from workers.augment import CropFlip, View
 from workers.source import Split, subset
 
 
-class TrainError(ValueError):
+class TrainError(InputError):
     """A training configuration that cannot run on the given data (bad input)."""
 
 
