@@ -18,7 +18,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from nas.errors import MAX_SEED, BadInput, InputError, Terminated
+from nas.errors import MAX_SEED, BadInput, InputError, by_sigterm
 from search_spaces.errors import DISTRIBUTION
 
 console = Console(stderr=False)
@@ -565,7 +565,7 @@ def _scrubbed(exc: BaseException) -> str:
 
 def _interrupted(exc: KeyboardInterrupt) -> int:
     """Ctrl-C is exit 130 and SIGTERM 143 (128 + the signal), as shells report them."""
-    if isinstance(exc, Terminated):
+    if by_sigterm(exc):
         click.echo("error: interrupted (SIGTERM)", err=True)
         return 143
     click.echo("error: interrupted", err=True)

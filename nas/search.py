@@ -37,7 +37,7 @@ from nas.db import (
     open_database,
     package_version,
 )
-from nas.errors import BadInput, Terminated
+from nas.errors import BadInput, Terminated, by_sigterm, note_sigterm
 from nas.monitor import PlainView, echo, metrics_line, progress_line, progress_view
 from search_spaces import ConfigError, GenotypeError, NetworkConfig
 from workers import faults
@@ -47,6 +47,7 @@ POLL_S = 0.1  # how long the loop waits for a result before serving epoch report
 
 
 def _raise_terminated(signum: int, frame: Any) -> None:
+    note_sigterm()
     raise Terminated()
 
 
@@ -57,6 +58,7 @@ def sigterm_as_interrupt() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    note_sigterm(False)
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         yield
@@ -66,7 +68,7 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
 def stop_reason(exc: BaseException) -> str:
     """What a trial that a stopping driver ends is told (stored as the FAIL reason)."""
-    if isinstance(exc, Terminated):
+    if by_sigterm(exc):
         return "interrupted (SIGTERM)"
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted (Ctrl-C)"
