@@ -199,9 +199,9 @@ def run_cifar_baselines(
     **overrides: Any,
 ) -> tuple[list[dict[str, Any]], str]:
     """Each baseline through `workers.train` exactly as `nas train` runs a chosen model."""
-    from workers.presets import UnknownPresetError, get_preset
+    from workers.presets import UnknownPresetError, default_preset, get_preset
 
-    name = preset or ("cpu-compare" if not torch.cuda.is_available() else "gpu-final")
+    name = preset or default_preset("baselines")
     try:
         chosen = get_preset(name)
     except UnknownPresetError as exc:

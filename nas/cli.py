@@ -109,9 +109,14 @@ def resolve(ref: str, storage: str) -> Any:
 
 
 @cli.command("list")
+@click.option("--presets", "presets", is_flag=True,
+              help="List the training presets (both layouts) instead, with their cost.")
 @options("json")
-def list_cmd(as_json: bool) -> None:
+def list_cmd(presets: bool, as_json: bool) -> None:
     """Registered architectures: published genotypes and hand-designed baselines."""
+    if presets:
+        _list_presets(as_json)
+        return
     from search_spaces import list_models
 
     rows = [{"name": arch.name, "kind": arch.kind} for arch in list_models()]
@@ -122,6 +127,24 @@ def list_cmd(as_json: bool) -> None:
     for row in rows:
         table.add_row(row["name"], row["kind"])
     console.print(table)
+
+
+def _list_presets(as_json: bool) -> None:
+    """`nas list --presets`: the one recipe registry, and which command uses what by default."""
+    from workers.presets import preset_rows
+
+    rows = preset_rows()
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("preset", "layout", "N@F", "px", "budget", "default for", "what, and its cost")
+    for r in rows:
+        size = f"{r['cells']}@{r['filters']}" if r["cells"] else "-"
+        budget = (f"{r['time_budget']:g} s (at most {r['epochs']} epochs)"
+                  if r["time_budget"] else f"{r['epochs']} epochs")
+        table.add_row(r["name"], r["layout"], size, str(r["image_size"]), budget,
+                      ", ".join(r["default_for"]) or "-", r["description"])
+    wide_console().print(table)
 
 
 @cli.command()
@@ -476,9 +499,8 @@ def compare_cmd(study: str | None, plot: Path | None, show_all: bool, storage: s
 
 @cli.command("train")
 @click.argument("ref")
-@click.option("--preset", default="cpu-final", show_default=True,
-              help="Training preset: cpu-quick, cpu-compare, cpu-final, gpu-nasnet, "
-                   "gpu-final.")
+@click.option("--preset", help="Training preset (default: cpu-final, gpu-final with a GPU; "
+              "`nas list --presets`).")
 @options("cifar-layout", "cells", "filters", "epochs", "batch-size", "subset", "max-steps",
          "time-budget", "seed")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
@@ -502,7 +524,7 @@ def bench() -> None:
 
 @bench.command("train")
 @click.argument("ref")
-@click.option("--preset", default="cpu-quick", show_default=True, help="Training preset.")
+@click.option("--preset", help="Training preset (default: cpu-quick, gpu-nasnet with a GPU).")
 @options("cifar-layout", "cells", "filters")
 @click.option("--batch-size", type=int, help="Images per step (default: the preset's).")
 @click.option("--steps", type=int, default=5, show_default=True, help="Steps per repeat.")

@@ -121,9 +121,9 @@ def check_preset(name: str | None) -> None:
 
 def resolve_settings(config: SearchConfig, has_gpu: bool) -> Settings:
     """Preset (cpu-quick without GPU, gpu-nasnet with) with the config's overrides on top."""
-    from workers.presets import PRESETS
+    from workers.presets import PRESETS, default_preset
 
-    name = config.preset or ("gpu-nasnet" if has_gpu else "cpu-quick")
+    name = config.preset or default_preset("search", has_gpu)
     check_preset(name)
     preset = PRESETS[name]
     network = {"layout": "cifar", "image_size": 32, "num_classes": 10}

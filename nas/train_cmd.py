@@ -24,7 +24,7 @@ from nas.preflight import check_memory, check_out_dir, check_storage
 from nas.refs import resolve_ref
 from search_spaces import Arch, ConfigError, GenotypeError
 from workers.data import DataError, load_cifar10
-from workers.presets import UnknownPresetError, get_preset, require_hardware
+from workers.presets import UnknownPresetError, default_preset, get_preset, require_hardware
 from workers.train import TrainConfig, TrainError
 
 TRAIN_COPIES = 3  # weights, gradients, momentum: the least training holds (activations extra)
@@ -83,9 +83,10 @@ def train_config(preset_train: TrainConfig, **flags: Any) -> TrainConfig:
         raise BadInput(str(exc)) from None
 
 
-def _preset(name: str) -> Any:
+def _preset(name: str | None, command: str) -> Any:
+    """The named preset, or `command`'s default (workers.presets.DEFAULT_PRESETS)."""
     try:
-        return get_preset(name)
+        return get_preset(name or default_preset(command))
     except UnknownPresetError as exc:
         raise BadInput(str(exc)) from None
 
@@ -111,7 +112,7 @@ def _safe_name(text: str) -> str:
 
 def run_train(
     ref: str,
-    preset: str = "cpu-final",
+    preset: str | None = None,
     layout: str = "cifar",
     cells: int | None = None,
     filters: int | None = None,
@@ -139,7 +140,7 @@ def run_train(
     from workers.train import train
 
     arch = resolve_ref(ref, storage)
-    chosen = _preset(preset)
+    chosen = _preset(preset, "train")
     settings = build_settings(arch, chosen.network, layout, cells, filters, width)
     config = train_config(chosen.train, epochs=epochs, subset=subset, max_steps=max_steps,
                           time_budget=time_budget, seed=seed, batch_size=batch_size)
@@ -230,7 +231,7 @@ def run_train(
 
 def run_bench(
     ref: str,
-    preset: str = "cpu-quick",
+    preset: str | None = None,
     layout: str = "cifar",
     cells: int | None = None,
     filters: int | None = None,
@@ -246,7 +247,7 @@ def run_bench(
     if steps < 1 or repeats < 1:
         raise BadInput("--steps and --repeats must be at least 1")
     arch = resolve_ref(ref, storage)
-    chosen = _preset(preset)
+    chosen = _preset(preset, "bench")
     settings = network_settings(arch, chosen.network, layout, cells, filters)
     config = train_config(chosen.train, batch_size=batch_size)
     check_hardware(chosen.name, config)

@@ -24,7 +24,7 @@ import torch
 from nas.errors import BadInput
 from search_spaces import Arch, ConfigError, GenotypeError, count_cost
 from workers.card import ModelCard
-from workers.presets import UnknownPresetError, default_transfer_preset, get_transfer_preset
+from workers.presets import UnknownPresetError, default_preset, get_transfer_preset
 from workers.source import balanced_subset
 from workers.train import TrainConfig, TrainError, with_overrides
 
@@ -63,7 +63,7 @@ def plan_transfer(
     from workers.imagefolder import ImageFolderError, scan_imagefolder
 
     try:
-        chosen = get_transfer_preset(preset or default_transfer_preset())
+        chosen = get_transfer_preset(preset or default_preset("transfer"))
     except UnknownPresetError as exc:
         raise BadInput(str(exc)) from None
     if workers is not None and workers < 1:

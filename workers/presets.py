@@ -180,10 +180,45 @@ TRANSFER_PRESETS: dict[str, TransferPreset] = {
 }
 
 
-def default_transfer_preset() -> str:
-    import torch
+# The one rule for the preset a command uses when none is given: (without a GPU, with GPUs).
+DEFAULT_PRESETS: dict[str, tuple[str, str]] = {
+    "search": ("cpu-quick", "gpu-nasnet"),  # nas search: rank candidates
+    "train": ("cpu-final", "gpu-final"),  # nas train: one final model
+    "bench": ("cpu-quick", "gpu-nasnet"),  # nas bench train: a search trial's speed
+    "baselines": ("cpu-compare", "gpu-final"),  # nas baselines --layout cifar
+    "transfer": ("cpu-transfer", "gpu-mobile"),  # nas transfer, nas baselines --layout imagenet
+}
 
-    return "gpu-mobile" if torch.cuda.is_available() else "cpu-transfer"
+
+def default_preset(command: str, has_gpu: bool | None = None) -> str:
+    """The preset `command` uses without --preset; `has_gpu` None asks this machine (a search
+    passes what its Ray cluster has)."""
+    if has_gpu is None:
+        import torch
+
+        has_gpu = torch.cuda.is_available()
+    return DEFAULT_PRESETS[command][bool(has_gpu)]
+
+
+def preset_rows() -> list[dict[str, Any]]:
+    """Every preset of both layouts, for `nas list --presets`: what it sizes, how long it
+    trains, what it costs, and which commands use it by default."""
+    defaults: dict[str, list[str]] = {}
+    for command, pair in DEFAULT_PRESETS.items():
+        for hardware, name in zip(("cpu", "gpu"), pair, strict=True):
+            defaults.setdefault(name, []).append(f"{command} ({hardware})")
+    rows = []
+    for layout, table in (("cifar", PRESETS), ("imagenet", TRANSFER_PRESETS)):
+        for name, preset in table.items():
+            net, train = preset.network, preset.train
+            rows.append({
+                "name": name, "layout": layout, "cells": net.get("cells"),
+                "filters": net.get("filters"), "image_size": net.get("image_size", 32),
+                "epochs": train.epochs, "time_budget": train.time_budget,
+                "batch_size": train.batch_size, "lr": train.lr,
+                "default_for": defaults.get(name, []), "description": preset.description,
+            })
+    return rows
 
 
 def get_transfer_preset(name: str) -> TransferPreset:
