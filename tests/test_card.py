@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import torch
 from safetensors.torch import save_file
+from test_export import bad_input
 
 from nas.cli import main
 from search_spaces import count_mult_adds, count_params, get_arch
@@ -62,14 +63,6 @@ def old_checkpoint(path: Path, description: dict[str, Any] | None) -> Path:
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path),
               metadata=metadata)
     return path
-
-
-def bad_input(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
-    code = main(args)
-    err = capsys.readouterr().err.strip()
-    assert code == 2, err
-    assert err.startswith("error: ") and "\n" not in err and "Traceback" not in err
-    return err
 
 
 def test_round_trip_is_json_safe_and_exact() -> None:

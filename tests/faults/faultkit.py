@@ -98,6 +98,25 @@ def check_consistent(url: str, study: str, finished: int) -> list[TrialRecord]:
     return trials
 
 
+def run_bad_input(argv: list[str], message: str, tmp_path: Path, data_dir: Path,
+                  monkeypatch: Any, capsys: Any) -> str:
+    """Run the CLI in `tmp_path` on an empty SQLite database (env NAS_STORAGE): exit 2, one
+    line holding `message`, no traceback, nothing on stdout, nothing in the database."""
+    from nas.cli import main
+
+    db_file = tmp_path / "nas.db"
+    monkeypatch.setenv("NAS_STORAGE", f"sqlite:///{db_file}")
+    monkeypatch.setenv("NAS_DATA_DIR", str(data_dir))
+    monkeypatch.chdir(tmp_path)
+    code = main(argv)
+    out, err = capsys.readouterr()
+    assert code == 2, (out, err)
+    assert err.count("\n") == 1 and message in err, err
+    assert "Traceback" not in err and out == ""
+    nothing_written(db_file)
+    return err
+
+
 def nothing_written(db_file: Path) -> None:
     """Bad input leaves the database as it was: no file, or no search, trial or model in it."""
     if not db_file.exists():

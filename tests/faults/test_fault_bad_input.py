@@ -8,9 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
-from faultkit import nothing_written, record
+from faultkit import record, run_bad_input
 
-from nas.cli import main
 from search_spaces import PUBLISHED
 
 NASNET = json.loads(PUBLISHED["nasnet-a"].to_json())
@@ -134,18 +133,9 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(
     case: str, args: list[str], message: str, files: Path, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    db_file = tmp_path / "nas.db"
-    monkeypatch.setenv("NAS_STORAGE", f"sqlite:///{db_file}")
-    monkeypatch.setenv("NAS_DATA_DIR", str(files / "empty"))
-    monkeypatch.chdir(tmp_path)
     argv = [a.replace("{f}", str(files)) for a in args]
-    code = main(argv)
-    out, err = capsys.readouterr()
-    assert code == 2, (out, err)
-    assert err.count("\n") == 1 and message in err, err
-    assert "Traceback" not in err and out == ""
+    err = run_bad_input(argv, message, tmp_path, files / "empty", monkeypatch, capsys)
     assert "pw-Secret-42" not in err
-    nothing_written(db_file)
     assert not (files / "out").exists(), "an export wrote files for bad input"
 
 

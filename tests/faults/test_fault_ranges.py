@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from faultkit import nothing_written
+from faultkit import nothing_written, run_bad_input
 
 from nas.cli import main
 
@@ -52,20 +52,11 @@ def test_out_of_range_is_exit_2_and_creates_no_study(
     case: str, text: str | None, args: list[str], message: str, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    db_file = tmp_path / "nas.db"
-    monkeypatch.setenv("NAS_STORAGE", f"sqlite:///{db_file}")
-    monkeypatch.setenv("NAS_DATA_DIR", str(tmp_path / "no-data"))
-    monkeypatch.chdir(tmp_path)
     argv = list(args)
     if text is not None:
         (tmp_path / "config.yaml").write_text(text, encoding="utf-8")
         argv = ["search", "--config", str(tmp_path / "config.yaml"), *argv]
-    code = main(argv)
-    out, err = capsys.readouterr()
-    assert code == 2, (out, err)
-    assert err.count("\n") == 1 and message in err, err
-    assert "Traceback" not in err and out == ""
-    nothing_written(db_file)
+    run_bad_input(argv, message, tmp_path, tmp_path / "no-data", monkeypatch, capsys)
 
 
 def test_duplicate_keys_in_json_are_refused(tmp_path: Path,
