@@ -315,6 +315,7 @@ def _reconcile(db: Database, search: SearchRecord, controller: Controller,
                progress: Callable[[str], None]) -> None:
     """After a dead driver: finish in Optuna what our rows finished, re-queue the rest once."""
     ours = {t.number: t for t in db.trials(search.search_id)}
+    requeued: set[int] = set()
     for frozen in controller.running():
         row = ours.get(frozen.number)
         if row is not None and row.state in ("COMPLETE", "PRUNED", "FAIL"):
@@ -323,12 +324,13 @@ def _reconcile(db: Database, search: SearchRecord, controller: Controller,
                             reason=row.error)
             continue
         controller.requeue(frozen)
+        requeued.add(frozen.number)
         if row is not None:
             db.finish_trial(search.search_id, frozen.number, TrialOutcome(
                 "FAIL", error="driver died while the trial ran; its configuration was re-queued"))
         progress(f"trial {frozen.number:>4}  FAIL      left RUNNING by a dead driver; re-queued")
     for number, row in ours.items():  # rows the dead driver started but Optuna finished
-        if row.state == "RUNNING":
+        if row.state == "RUNNING" and number not in requeued:  # (`ours` predates the FAILs)
             state, values = controller.state_of(number)
             if state.is_finished():
                 db.finish_trial(search.search_id, number, TrialOutcome(
@@ -533,13 +535,17 @@ def _loop(driver: _Driver, data_ref: Any, started: float) -> None:
                 if outcome.state == "COMPLETE" or (outcome.state == "PRUNED" and outcome.epochs):
                     driver.trained[key] = (item.candidate.number, outcome.state,
                                            outcome.values, outcome.val_accuracy)
-                for waiting, p, m in parked.pop(key, []):
-                    if key in driver.trained:
-                        resolve_duplicate(waiting, driver.trained[key], p, m)
-                    else:  # the original failed: train the duplicate itself
-                        db.start_trial(search_id, waiting.number, _arch_id(db, waiting, p, m),
-                                       p, m, waiting.seed, waiting.retry_of)
-                        start(waiting, p, m)
+                waiting = parked.pop(key, [])
+                if waiting and key not in driver.trained:  # the original failed: the first
+                    heir, p, m = waiting.pop(0)  # duplicate trains the key, the rest wait on it
+                    db.start_trial(search_id, heir.number, _arch_id(db, heir, p, m), p, m,
+                                   heir.seed, heir.retry_of)
+                    start(heir, p, m)
+                    if waiting:
+                        parked[key] = waiting
+                    waiting = []
+                for candidate, p, m in waiting:
+                    resolve_duplicate(candidate, driver.trained[key], p, m)
             if too_many_failures and not running and not parked:
                 raise SearchFailed(
                     f"{driver.failures} trials failed in this run; see `nas leaderboard "
