@@ -13,10 +13,10 @@ import pytest
 from optuna.trial import TrialState
 from sqlalchemy.exc import OperationalError
 
-from nas.config import SearchConfig, make_config, resume_config
-from nas.controller import Controller, cost_violation, network_cost, trial_seed
 from nas.errors import BadInput
-from nas.samplers import RegularizedEvolutionSampler, make_sampler, search_space
+from nas.search.config import SearchConfig, make_config, resume_config
+from nas.search.controller import Controller, cost_violation, network_cost, trial_seed
+from nas.search.samplers import RegularizedEvolutionSampler, make_sampler, search_space
 from search_spaces import (
     PUBLISHED,
     NetworkConfig,

@@ -19,9 +19,9 @@ import pytest
 from test_export import export_and_compare
 
 from nas.cli import main
-from nas.config import make_config
 from nas.db import host_name, open_database
-from nas.search import SearchFailed, run_search
+from nas.search.config import make_config
+from nas.search.driver import SearchFailed, run_search
 from search_spaces import PUBLISHED, Genotype
 
 # Tiny but real: 1 cell per stack at F=24, a few optimizer steps on a few hundred images.
@@ -124,7 +124,7 @@ def test_second_driver_on_a_live_study_refuses(
 
 def test_worker_is_a_pure_function_of_its_inputs(cifar_dir: Path) -> None:
     """Same genotype, settings, seed and data: same result; a broken candidate: FAIL text."""
-    from nas.search import for_trial, load_data, resolve_settings
+    from nas.search.driver import for_trial, load_data, resolve_settings
     from workers.trial import TrialSpec, run_trial
 
     config = tiny("pure", cifar_dir)
@@ -154,7 +154,7 @@ def _dashboard_tasks(found: set[str], stop: threading.Event) -> None:
         get_auth_headers_if_auth_enabled,
     )
 
-    from nas.dispatch import dashboard_url
+    from nas.search.dispatch import dashboard_url
 
     url = f"{dashboard_url()}/api/v0/tasks?limit=1000"
     headers = get_auth_headers_if_auth_enabled({})
@@ -258,7 +258,7 @@ def test_cost_limits_prune_before_any_worker(
     assert summary.states == {"PRUNED": 3}
     from ray.util.state import list_tasks
 
-    from nas.dispatch import gcs_address
+    from nas.search.dispatch import gcs_address
 
     never = list_tasks(address=gcs_address(), filters=[("name", "=", "trial-cost-0")])
     assert never == []  # never dispatched

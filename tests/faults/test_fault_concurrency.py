@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 from faultkit import check_consistent, driver, record, write_config
 
-from nas.config import make_config
-from nas.controller import Controller
 from nas.db import TrialOutcome, host_name, open_database
+from nas.search.config import make_config
+from nas.search.controller import Controller
 
 PROCESSES = 4
 TRIALS_EACH = 25
@@ -122,7 +122,7 @@ def test_four_drivers_share_one_database_and_one_cluster(
 ) -> None:
     """Four `nas search` processes, four studies, one database, one Ray cluster, at once:
     each study ends with exactly its trials, and no driver sees a locking error."""
-    from nas.dispatch import gcs_address
+    from nas.search.dispatch import gcs_address
 
     config = write_config(tmp_path / "search.json")
     studies = [f"c{i}" for i in range(PROCESSES)]

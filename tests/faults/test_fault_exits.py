@@ -41,7 +41,7 @@ def test_a_trial_no_node_can_run_is_exit_2_on_a_fixed_cluster(
 def test_a_growable_cluster_waits_bounded_by_timeout(
         ray_cluster: None, cifar_dir: Path, tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
-    from nas.dispatch import gcs_address
+    from nas.search.dispatch import gcs_address
 
     url = f"sqlite:///{tmp_path / 'nas.db'}"
     config = write_config(tmp_path / "search.json")

@@ -2,7 +2,7 @@
 
 It owns everything Optuna: sampling, telling results, pruning answers, and putting a dead
 driver's RUNNING trials back in the queue. It never trains and never writes our tables;
-`nas.search` does that as the one writer.
+`nas.search.driver` does that as the one writer.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import optuna
 import torch
 from optuna.trial import Trial, TrialState
 
-from nas.config import SearchConfig
 from nas.db.retry import retry_methods
-from nas.samplers import make_pruner, make_sampler, search_space
+from nas.search.config import SearchConfig
+from nas.search.samplers import make_pruner, make_sampler, search_space
 from search_spaces import Genotype, NetworkConfig, build_network, count_cost, genotype_from_params
 
 RETRY_OF = "retry_of"  # user attribute: the number of the crashed trial a trial re-runs

@@ -24,8 +24,6 @@ from typing import Any
 
 from optuna.trial import TrialState
 
-from nas.config import SearchConfig, resume_config
-from nas.controller import Candidate, Controller, cost_violation, network_cost
 from nas.db import (
     Database,
     DatabaseError,
@@ -38,7 +36,9 @@ from nas.db import (
     package_version,
 )
 from nas.errors import BadInput, Terminated, by_sigterm, note_sigterm
-from nas.monitor import PlainView, echo, metrics_line, progress_line, progress_view
+from nas.search.config import SearchConfig, resume_config
+from nas.search.controller import Candidate, Controller, cost_violation, network_cost
+from nas.search.monitor import PlainView, echo, metrics_line, progress_line, progress_view
 from search_spaces import ConfigError, GenotypeError, NetworkConfig
 from workers import faults
 
@@ -352,7 +352,7 @@ def run_search(
     """
     import ray
 
-    from nas import dispatch
+    from nas.search import dispatch
 
     started = time.time()
     check_preset(config.preset)
@@ -459,7 +459,7 @@ def _loop(driver: _Driver, data_ref: Any, started: float) -> None:
     """Keep the cluster busy until the study holds N finished trials."""
     import ray
 
-    from nas import dispatch
+    from nas.search import dispatch
     from workers.trial import TrialSpec
 
     settings, config, db = driver.settings, driver.config, driver.db
@@ -682,7 +682,7 @@ def _outcome(driver: _Driver, item: _Running, ref: Any) -> TrialOutcome:
     """The worker's result (or why there is none) as what the driver stores."""
     import ray
 
-    from nas import dispatch
+    from nas.search import dispatch
 
     duration = time.time() - item.started
     try:

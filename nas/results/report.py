@@ -20,7 +20,7 @@ from typing import Any
 
 from nas.db import STATES, Database, SearchRecord, TrialRecord
 from nas.errors import BadInput
-from nas.monitor import human
+from nas.search.monitor import human
 
 TOP = 5  # leaderboard rows drawn with their cells
 DIAGRAM_CLASS = "cell-diagram"  # one <figure> of this class per drawn cell (the test counts them)
@@ -68,7 +68,7 @@ def write_report(db: Database, search: SearchRecord, out: Path, storage: str) ->
 
 def render_report(db: Database, search: SearchRecord, storage: str) -> str:
     """The whole page as one string."""
-    from nas.compare import compare_rows
+    from nas.results.compare import compare_rows
 
     trials = db.trials(search.search_id)
     counts = db.state_counts(search.search_id)
@@ -192,7 +192,7 @@ def leaderboard_rows(trials: Sequence[TrialRecord], top: int = TOP) -> list[Tria
 
 
 def _leaderboard(trials: Sequence[TrialRecord]) -> str:
-    from nas.diagram import genotype_svg
+    from nas.results.diagram import genotype_svg
     from search_spaces import Genotype
 
     rows = leaderboard_rows(trials)
@@ -221,7 +221,7 @@ def _leaderboard(trials: Sequence[TrialRecord]) -> str:
 
 def _models(rows: Sequence[dict[str, Any]]) -> str:
     """The comparison table and the accuracy-vs-mult-adds plot, when models were trained."""
-    from nas.compare import plot_compare
+    from nas.results.compare import plot_compare
 
     if not rows:
         return ('<p class="empty">no trained models in this database yet: run `nas train '
