@@ -86,7 +86,7 @@ class Trial:
     """One trial, in the one shape it has from Optuna's ask to our row and back.
 
     The driver fills it in as the trial moves, with `dataclasses.replace`: asked (number,
-    key, genotype, seed, retry_of), costed (params, mult_adds), sent to Ray (started_at),
+    key, genotype, seed, retry_of), costed (params, mult_adds), started (started_at),
     finished (state, values, metrics, error or duplicate_of, epochs). `start_trial` and
     `finish_trial` write it; `trials()` reads it back for the leaderboard and a resume.
     """
