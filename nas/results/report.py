@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from nas.db import STATES, Database, SearchRecord, TrialRecord
+from nas.db import STATES, Database, SearchRecord, Trial
 from nas.errors import BadInput
 from nas.search.monitor import human
 
@@ -147,7 +147,7 @@ def _inline(svg: str) -> str:
     return svg[svg.index("<svg"):]
 
 
-def _curve(search: SearchRecord, trials: Sequence[TrialRecord]) -> str:
+def _curve(search: SearchRecord, trials: Sequence[Trial]) -> str:
     """Each finished trial's validation accuracy at the time it ended, and the best so far."""
     import matplotlib
 
@@ -184,14 +184,14 @@ def _curve(search: SearchRecord, trials: Sequence[TrialRecord]) -> str:
     return f'<div class="plot">{_svg(fig)}</div>'
 
 
-def leaderboard_rows(trials: Sequence[TrialRecord], top: int = TOP) -> list[TrialRecord]:
+def leaderboard_rows(trials: Sequence[Trial], top: int = TOP) -> list[Trial]:
     """The same order as `nas leaderboard`: COMPLETE by validation accuracy, then PRUNED."""
     done = [t for t in trials if t.state in ("COMPLETE", "PRUNED")]
     done.sort(key=lambda t: (t.state != "COMPLETE", -(t.val_accuracy or 0.0), t.number))
     return done[:top]
 
 
-def _leaderboard(trials: Sequence[TrialRecord]) -> str:
+def _leaderboard(trials: Sequence[Trial]) -> str:
     from nas.results.diagram import genotype_svg
     from search_spaces import Genotype
 

@@ -52,7 +52,8 @@ def test_a_growable_cluster_waits_bounded_by_timeout(
     assert code == 1, err
     assert "waiting for the cluster to grow" in err and "--timeout reached" in err, err
     trials = study_trials(url, "grow")
-    assert trials and all(t.state == "FAIL" for t in trials), [(t.state, t.error) for t in trials]
+    # a trial sent before the deadline is FAILed; under load the deadline may come first
+    assert all(t.state == "FAIL" for t in trials), [(t.state, t.error) for t in trials]
     assert optuna_states(url, "grow").get("RUNNING", 0) == 0
 
 
