@@ -27,8 +27,8 @@ from faultkit import (
 )
 from test_fault_workers import Killer
 
-from nas.config import make_config
-from nas.search import run_search
+from nas.search.config import make_config
+from nas.search.driver import run_search
 from search_spaces import PUBLISHED, params_from_genotype
 
 
