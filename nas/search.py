@@ -24,7 +24,7 @@ from typing import Any
 
 from optuna.trial import TrialState
 
-from nas.config import SearchConfig, resume_config
+from nas.config import SearchConfig, clock_rungs, objective_text, resume_config
 from nas.controller import Candidate, Controller, cost_violation, network_cost
 from nas.db import (
     Database,
@@ -90,6 +90,10 @@ class Settings:
     epochs: int
     cpus: float
     gpus: float
+    budget_seconds: float | None = None  # on the clock: seconds of training per candidate
+    rung_seconds: int | None = None  # the first successive-halving rung, in seconds
+    reduction_factor: int = 3
+    timeout: float | None = None  # --timeout, else the preset's
 
 
 @dataclass
@@ -157,11 +161,46 @@ def resolve_settings(config: SearchConfig, has_gpu: bool) -> Settings:
                 train = train.validate() or train
         except (TypeError, ValueError) as exc:
             raise BadInput(f"train settings: {exc}") from None
+    train, first, factor = _on_the_clock(config, preset, train)
     gpus = config.gpus_per_trial if config.gpus_per_trial is not None else (1.0 if has_gpu else 0)
     return Settings(
         preset=name, network=network, train=train, trials=config.trials or preset.trials,
         epochs=int(getattr(train, "epochs", 1) or 1), cpus=config.cpus_per_trial, gpus=gpus,
+        budget_seconds=train.time_budget if first else None, rung_seconds=first,
+        reduction_factor=factor, timeout=config.timeout or preset.timeout,
     )
+
+
+def _on_the_clock(config: SearchConfig, preset: Any, train: Any) -> tuple[Any, int | None, int]:
+    """(train, first rung, eta): with a budget (--budget-seconds, else the preset's
+    time_budget) each candidate trains T seconds on the clock and is scored at the rungs."""
+    factor = config.reduction_factor or preset.reduction_factor
+    budget = config.budget_seconds or train.time_budget
+    if budget is None:
+        if config.rung_seconds is not None:
+            raise BadInput("--rung-seconds needs a search on the clock; give --budget-seconds "
+                           "too, or a preset with a time budget (cpu-search)")
+        return train, None, factor
+    first = config.rung_seconds or preset.rung_seconds or max(1, int(budget // factor**2))
+    if first > budget:
+        source = "" if config.rung_seconds else f" (preset {preset.name})"
+        raise BadInput(f"--rung-seconds {first}{source} is larger than --budget-seconds "
+                       f"{budget:g}; the first rung must be at most the budget")
+    train = dataclasses.replace(train, time_budget=float(budget), eval_every=0,
+                                report_at=clock_rungs(first, factor, budget))
+    return train, first, factor
+
+
+def objective_config(config: SearchConfig, settings: Settings) -> SearchConfig:
+    """The config as stored with the study: the objective's budget, rungs, pruner and the
+    timeout resolved from the preset, so that `nas status` and --resume read them back."""
+    clock = settings.budget_seconds is not None
+    changes: dict[str, Any] = {"timeout": settings.timeout,
+                               "pruner": config.pruner or ("sha" if clock else "median")}
+    if clock:
+        changes.update(budget_seconds=settings.budget_seconds, rung_seconds=settings.rung_seconds,
+                       reduction_factor=settings.reduction_factor)
+    return config.model_copy(update=changes)
 
 
 def _check_types(cls: type, values: dict[str, Any], what: str) -> None:
@@ -387,6 +426,7 @@ def run_search(
         dashboard = dispatch.start_ray(config.ray_address)
         with sigterm_as_interrupt():  # from here on SIGTERM stops it like Ctrl-C
             settings = resolve_settings(config, has_gpu=dispatch.cluster_gpus() > 0)
+            config = objective_config(config, settings)
             require_gpus(settings, dispatch.cluster_gpus(), "the Ray cluster")
             missing = dispatch.unmet_trial_resources(settings.cpus, settings.gpus)
             if missing is not None and config.ray_address is None:
@@ -415,6 +455,7 @@ def run_search(
                 assert search is not None
             progress(f"study {config.study}: preset {settings.preset}, sampler {config.sampler}, "
                      f"{settings.trials} trials, database {db.display_url}")
+            progress(f"objective: {objective_text(config.to_dict())}")
             if dashboard:
                 progress(f"Ray dashboard: {dashboard}")
             progress(metrics_line(dispatch.session_dir()))
@@ -665,13 +706,21 @@ def _serve_reports(driver: _Driver, broker: Any, by_number: dict[int, _Running])
         item = by_number.get(number)
         prune = False
         if item is not None:
+            row = _as_step(row)
             driver.db.add_epochs(driver.search.search_id, number, [row])
-            driver.view.update(number, int(row.get("epoch") or 0), row.get("val_accuracy"))
+            driver.view.update(number, row["epoch"], row.get("val_accuracy"))
             if _finite(row.get("val_accuracy")):
-                prune = driver.controller.report(item.candidate.trial, int(row["epoch"]),
+                prune = driver.controller.report(item.candidate.trial, row["epoch"],
                                                  float(row["val_accuracy"]))
         answers.append((report_id, prune))
     broker.answer.remote(answers)
+
+
+def _as_step(row: dict[str, Any]) -> dict[str, Any]:
+    """A report as stored and told to Optuna: its step is the epoch, or on the clock the
+    whole seconds of training at its rung (the epochs table's `epoch` column holds it)."""
+    at = row.get("at_seconds")
+    return {**row, "epoch": int(at) if at is not None else int(row.get("epoch") or 0)}
 
 
 def _finite(value: Any) -> bool:
@@ -693,7 +742,8 @@ def _outcome(driver: _Driver, item: _Running, ref: Any) -> TrialOutcome:
         "duration_s": duration, "train_seconds": result.get("train_seconds"),
         "fit_seconds": result.get("fit_seconds"),
         "worker_node": result.get("node"), "device": result.get("device"),
-        "epochs": result.get("epochs") or [], "val_accuracy": result.get("val_accuracy"),
+        "epochs": [_as_step(row) for row in result.get("epochs") or []],
+        "val_accuracy": result.get("val_accuracy"),
         "latency_ms": result.get("latency_ms"),
     }
     if result["status"] == "complete":
@@ -702,8 +752,9 @@ def _outcome(driver: _Driver, item: _Running, ref: Any) -> TrialOutcome:
         return TrialOutcome("COMPLETE", values=values, **common)
     if result["status"] == "pruned":
         last = common["epochs"][-1]["epoch"] if common["epochs"] else 0
+        at = f"{last} s of training" if driver.settings.budget_seconds else f"epoch {last}"
         return TrialOutcome("PRUNED", error=f"pruned by the {driver.config.pruner} pruner "
-                            f"after epoch {last}", **common)
+                            f"after {at}", **common)
     return TrialOutcome("FAIL", error=result.get("error") or "unknown worker error", **common)
 
 
