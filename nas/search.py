@@ -460,7 +460,8 @@ def run_search(
                 progress(f"Ray dashboard: {dashboard}")
             progress(metrics_line(dispatch.session_dir()))
             status = "failed"
-            view = progress_view(live, progress, settings.epochs)
+            view = progress_view(live, progress,  # on the clock a step is seconds, not epochs
+                                 None if settings.budget_seconds else settings.epochs)
             try:
                 with view:
                     controller = Controller(db.url, config, settings.epochs)
