@@ -192,10 +192,10 @@ def _on_the_clock(config: SearchConfig, preset: Any, train: Any) -> tuple[Any, i
 
 
 def objective_config(config: SearchConfig, settings: Settings) -> SearchConfig:
-    """The config as stored with the study: the objective's budget, rungs, pruner and the
-    timeout resolved from the preset, so that `nas status` and --resume read them back."""
+    """The config as stored with the study: the preset, the objective's budget, rungs and
+    pruner, and the timeout resolved, so that `nas status` and --resume read them back."""
     clock = settings.budget_seconds is not None
-    changes: dict[str, Any] = {"timeout": settings.timeout,
+    changes: dict[str, Any] = {"preset": settings.preset, "timeout": settings.timeout,
                                "pruner": config.pruner or ("sha" if clock else "median")}
     if clock:
         changes.update(budget_seconds=settings.budget_seconds, rung_seconds=settings.rung_seconds,
