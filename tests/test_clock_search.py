@@ -132,9 +132,10 @@ def test_search_on_the_clock_prunes_and_promotes_at_the_rungs(
         steps = [e.epoch for e in db.epochs(search.search_id, trial.number)]
         frozen = study.trials[trial.number]
         assert steps == sorted(frozen.intermediate_values) and set(steps) <= {1, 3}
-        # A slow step may cross rung 1 and 3 at once; Optuna then files both rungs under it.
+        # A slow step may cross rung 1 and the budget at once (a loaded machine): Optuna then
+        # files rung 1 under the last report, whose answer comes too late to prune.
         at_1 = frozen.system_attrs["completed_rung_0"]
-        if best_at_1 is not None and at_1 < best_at_1:  # below every earlier one at rung 1
+        if steps[0] == 1 and best_at_1 is not None and at_1 < best_at_1:  # below the others
             assert trial.state == "PRUNED" and steps == [1], trial
             assert "after 1 s of training" in trial.error
         else:
@@ -147,6 +148,8 @@ def test_search_on_the_clock_prunes_and_promotes_at_the_rungs(
     assert status["objective"] == ("val_accuracy after 3 s of training; rungs 1/3 s "
                                    "(sha pruner)")
     assert objective_text(search.config) == status["objective"]
+    assert main(["status", "--study", "clock", "--storage", url]) == 0
+    assert "val_accuracy after 3 s of training" in capsys.readouterr().out
 
 
 # (case id, command line after `search`, a piece of the one-line message)
