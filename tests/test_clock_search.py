@@ -17,11 +17,11 @@ from faults.faultkit import run_bad_input
 from optuna.trial import TrialState
 
 from nas.cli import main
-from nas.config import clock_rungs, make_config, objective_text
-from nas.controller import Controller
 from nas.db import open_database
-from nas.samplers import make_pruner
-from nas.search import resolve_settings, run_search
+from nas.search.config import clock_rungs, make_config, objective_text
+from nas.search.controller import Controller
+from nas.search.driver import resolve_settings, run_search
+from nas.search.samplers import make_pruner
 from search_spaces import NetworkConfig, build_network
 from search_spaces.published import NASNET_A
 from workers.presets import DEFAULT_PRESETS, PRESETS
@@ -86,13 +86,13 @@ def test_optuna_prunes_on_seconds_at_the_rungs(pruner: str, tmp_path: Path) -> N
                          reduction_factor=3)
     controller = Controller(f"sqlite:///{tmp_path / 'o.db'}", config, epochs=30)
     good = controller.ask()
-    assert [controller.report(good.trial, step, 0.5) for step in (1, 3)] == [False, False]
-    controller.report(good.trial, 9, 0.6)
+    assert [controller.report(good.number, step, 0.5) for step in (1, 3)] == [False, False]
+    controller.report(good.number, 9, 0.6)
     controller.tell(good.number, TrialState.COMPLETE, [0.6])
     verdicts = []
     for _ in range(3):  # hyperband may put a trial in a bracket that starts later
         bad = controller.ask()
-        verdicts.append(controller.report(bad.trial, 1, 0.1) or controller.report(
+        verdicts.append(controller.report(bad.number, 1, 0.1) or controller.report(
             bad.trial, 3, 0.1))
         controller.tell(bad.number, TrialState.PRUNED if verdicts[-1] else TrialState.COMPLETE,
                         None if verdicts[-1] else [0.1])
