@@ -93,7 +93,7 @@ def test_optuna_prunes_on_seconds_at_the_rungs(pruner: str, tmp_path: Path) -> N
     for _ in range(3):  # hyperband may put a trial in a bracket that starts later
         bad = controller.ask()
         verdicts.append(controller.report(bad.number, 1, 0.1) or controller.report(
-            bad.trial, 3, 0.1))
+            bad.number, 3, 0.1))
         controller.tell(bad.number, TrialState.PRUNED if verdicts[-1] else TrialState.COMPLETE,
                         None if verdicts[-1] else [0.1])
     assert verdicts[0] if pruner == "sha" else any(verdicts)
