@@ -12,9 +12,9 @@ import pytest
 import torch
 from test_data import make_small_cifar
 
-from nas.compare import compare_rows
 from nas.db import open_database
-from nas.train_cmd import run_train
+from nas.results.compare import compare_rows
+from nas.training.train import run_train
 from search_spaces import get_arch
 from workers import ModelCard
 from workers.data import Cifar10, load_cifar10

@@ -2,7 +2,7 @@
 
 It owns everything Optuna: sampling, telling results, pruning answers, and putting a dead
 driver's RUNNING trials back in the queue. It never trains and never writes our tables;
-`nas.search` does that as the one writer.
+`nas.search.driver` does that as the one writer.
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ from typing import Any
 
 import optuna
 import torch
-from optuna.trial import Trial, TrialState
+from optuna.trial import TrialState
 
-from nas.config import SearchConfig
 from nas.db.retry import retry_methods
-from nas.samplers import make_pruner, make_sampler, search_space
+from nas.db.store import Trial
+from nas.search.config import SearchConfig
+from nas.search.samplers import make_pruner, make_sampler, search_space
 from search_spaces import Genotype, NetworkConfig, build_network, count_cost, genotype_from_params
 
 RETRY_OF = "retry_of"  # user attribute: the number of the crashed trial a trial re-runs
@@ -58,24 +59,6 @@ def cost_violation(cost: Cost, config: SearchConfig) -> str | None:
     return None
 
 
-@dataclass
-class Candidate:
-    """One asked trial: its Optuna handle and the genotype its 50 decisions spell."""
-
-    trial: Trial
-    genotype: Genotype
-    seed: int
-    retry_of: int | None
-
-    @property
-    def number(self) -> int:
-        return self.trial.number
-
-    @property
-    def key(self) -> str:
-        return self.genotype.key()
-
-
 class Controller:
     """One study (same name as the search) in the shared database."""
 
@@ -102,13 +85,15 @@ class Controller:
             )
         self.space = search_space()
         self._half_asked: int | None = None  # a trial created, its decisions not all written
+        self._asked: dict[int, optuna.trial.Trial] = {}  # Optuna's handles, until told
 
     @property
     def multi_objective(self) -> bool:
         return len(self.config.objectives) > 1
 
-    def ask(self) -> Candidate:
-        """Sample the next candidate (a queued retry first, if any).
+    def ask(self) -> Trial:
+        """Sample the next trial (a queued retry first, if any): its number, the genotype its
+        50 decisions spell, its seed and the trial it re-runs.
 
         Optuna creates the trial (RUNNING) before it writes the 50 decisions, one at a
         time; a database that goes away in between leaves a RUNNING trial nobody holds.
@@ -124,13 +109,17 @@ class Controller:
             trial.suggest_categorical(name, distribution.choices)
         self._half_asked = None
         genotype = genotype_from_params(trial.params)
-        retry_of = trial.user_attrs.get(RETRY_OF)
-        return Candidate(trial, genotype, trial_seed(self.config.seed, trial.number), retry_of)
+        self._asked[trial.number] = trial
+        return Trial(trial.number, key=genotype.key(), genotype=genotype.to_dict(),
+                     seed=trial_seed(self.config.seed, trial.number),
+                     retry_of=trial.user_attrs.get(RETRY_OF))
 
-    def report(self, trial: Trial, epoch: int, val_accuracy: float) -> bool:
-        """Report an epoch's validation accuracy; True if the pruner says stop."""
+    def report(self, number: int, epoch: int, val_accuracy: float) -> bool:
+        """Report an epoch's validation accuracy of asked trial `number`; True if the pruner
+        says stop."""
         if self.multi_objective:
             return False
+        trial = self._asked[number]
         trial.report(val_accuracy, epoch)
         return trial.should_prune()
 
@@ -145,6 +134,7 @@ class Controller:
             self.study.tell(number, values, skip_if_finished=True)
         else:
             self.study.tell(number, state=state, skip_if_finished=True)
+        self._asked.pop(number, None)
 
     def _fail_half_asked(self, number: int) -> None:
         frozen = self.storage.get_trial(self._trial_id(number))
