@@ -109,7 +109,7 @@ def test_cpu_compare_picks_from_one_grid_and_measures_formats() -> None:
     for name in ("cpu-compare", "cpu-final"):
         train = get_preset(name).train
         assert train.channels_last is None and train.bf16 is None
-    assert get_preset("cpu-compare").lr_grid == (0.05, 0.1, 0.2, 0.4)
+    assert get_preset("cpu-compare").lr_grid == (0.01, 0.03, 0.1, 0.3)
 
 
 @pytest.mark.parametrize(("text", "message"), [
