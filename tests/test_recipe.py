@@ -183,5 +183,6 @@ def test_narrow_networks_without_batchnorm_pass_the_image_to_the_logits(
     for module in model.modules():
         if isinstance(module, torch.nn.Conv2d):  # He over fan-out, as torchvision's VGG
             fan_out = module.out_channels * module.kernel_size[0] * module.kernel_size[1]
-            assert float(module.weight.std()) == pytest.approx((2 / fan_out) ** 0.5, rel=0.5)
+            he_std = (2 / fan_out) ** 0.5
+            assert float(module.weight.detach().std()) == pytest.approx(he_std, rel=0.5)
             assert module.bias is None or not module.bias.any()
