@@ -68,6 +68,10 @@ OPTIONS: dict[str, Callable[[Callable[..., Any]], Callable[..., Any]]] = {
     "time-budget": click.option(
         "--time-budget", type=float,
         help="Seconds of training; the schedule follows the clock, --epochs is a cap."),
+    "lr-grid": click.option(
+        "--lr-grid", help="Comma-separated peak learning rates: each gets a short run on the "
+        "45,000 training images scored on the 5,000 validation images, the best one trains "
+        "(default: the preset's grid; one value: that lr, no short runs)."),
     "seed": click.option("--seed", type=click.IntRange(0, MAX_SEED),
                          help="Seed for initialisation, order and augmentation."),
     "data": click.option("--data", type=PATH, default=None,
@@ -451,7 +455,7 @@ def transfer_cmd(ref: str, data: Path | None, out: Path, ray_address: str | None
 @options("epochs")
 @click.option("--width-rule", help="preset, full, a width W, max-mult-adds=M or match=REF: one "
               "rule for every baseline.")
-@options("subset", "max-steps", "time-budget", "seed")
+@options("subset", "max-steps", "time-budget", "lr-grid", "seed")
 @click.option("--data", type=PATH,
               help="CIFAR-10 directory (default: env NAS_DATA_DIR) or, for --layout imagenet, "
                    "an ImageFolder with train/ and val/.")
@@ -479,7 +483,8 @@ def baselines_cmd(layout: str, archs: str | None, width_rule: str | None, out: P
          "params": r["params"], "mult_adds": r["mult_adds"],
          "accuracy": r.get("test_accuracy", r.get("top1")), "top5": r.get("top5"),
          "epochs": r.get("epochs"), "train_seconds": r.get("train_seconds"),
-         "images_per_s": r.get("images_per_s")} for r in rows]))
+         "images_per_s": r.get("images_per_s"), "lr": r.get("lr"),
+         "lr_pick": r.get("lr_pick")} for r in rows]))
     console.print(rule)
 
 
@@ -514,7 +519,7 @@ def compare_cmd(study: str | None, plot: Path | None, show_all: bool, storage: s
 @click.option("--preset", help="Training preset (default: cpu-final, gpu-final with a GPU; "
               "`nas list --presets`).")
 @options("cifar-layout", "cells", "filters", "epochs", "batch-size", "subset", "max-steps",
-         "time-budget", "seed")
+         "time-budget", "lr-grid", "seed")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Directory for the checkpoint (default: ./checkpoints).")
 @options("data", "storage", "json")

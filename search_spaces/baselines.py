@@ -11,6 +11,13 @@ The width rule, for budgets that cannot afford full width: every convolution and
 linear layer gets round(width x channels) outputs (at least 1); inputs follow. A multiplier
 that breaks a residual sum or concatenation is refused; powers of two (0.5, 0.25, 0.125)
 always work.
+
+The initialization rule, for the layers the two rules create: each is initialized as
+torchvision initializes VGG, ResNet and MobileNetV2 (and timm its MobileNets' convolutions):
+convolutions He-normal over fan-out (`kaiming_normal_(mode="fan_out", nonlinearity="relu")`),
+linear layers N(0, 0.01), biases zero. A created layer would otherwise get PyTorch's
+default init (a third of the variance He init keeps per ReLU layer): deep networks without
+BatchNorm (VGG, AlexNet) then pass almost no signal at width 1/16 and stay near chance.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from search_spaces.baseline_specs import BASELINES, baseline_defaults
 from search_spaces.network import ConfigError
 
 __all__ = ["BASELINES", "LeNet5", "adapt_to_cifar", "baseline_defaults", "build_baseline",
-           "scale_width"]
+           "init_created", "scale_width"]
 
 
 class LeNet5(nn.Module):
@@ -65,6 +72,16 @@ def _construct(name: str, num_classes: int) -> nn.Module:
     return getattr(tvm, spec.model)(num_classes=num_classes, **options)
 
 
+def init_created(module: nn.Module) -> None:
+    """The initialization rule (module docstring) for one layer the CIFAR or width rule made."""
+    if isinstance(module, nn.Conv2d):
+        nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+    elif isinstance(module, nn.Linear):
+        nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
+    if getattr(module, "bias", None) is not None:
+        nn.init.zeros_(module.bias)
+
+
 def _set(model: nn.Module, name: str, module: nn.Module) -> None:
     parent_name, _, child = name.rpartition(".")
     setattr(model.get_submodule(parent_name) if parent_name else model, child, module)
@@ -75,11 +92,9 @@ def adapt_to_cifar(model: nn.Module) -> nn.Module:
     modules = list(model.named_modules())
     first_conv = next((n, m) for n, m in modules if isinstance(m, nn.Conv2d))
     name, conv = first_conv
-    _set(
-        model,
-        name,
-        nn.Conv2d(conv.in_channels, conv.out_channels, 3, 1, 1, bias=conv.bias is not None),
-    )
+    stem = nn.Conv2d(conv.in_channels, conv.out_channels, 3, 1, 1, bias=conv.bias is not None)
+    init_created(stem)
+    _set(model, name, stem)
     pool = next((n for n, m in modules if isinstance(m, nn.MaxPool2d)), None)
     if pool is not None:
         _set(model, pool, nn.Identity())
@@ -92,7 +107,9 @@ def adapt_to_cifar(model: nn.Module) -> nn.Module:
             _set(model, name, nn.AdaptiveAvgPool2d(1))
         elif isinstance(module, nn.Linear) and factor > 1:
             bias = module.bias is not None
-            _set(model, name, nn.Linear(module.in_features // factor, module.out_features, bias))
+            linear = nn.Linear(module.in_features // factor, module.out_features, bias)
+            init_created(linear)
+            _set(model, name, linear)
             break
     return model
 
@@ -118,6 +135,7 @@ def scale_width(model: nn.Module, width: float, image_size: int, num_classes: in
         return model
     linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
     classifier = linears[-1] if linears else None
+    created = []
     for name, m in list(model.named_modules()):
         if isinstance(m, nn.Conv2d):
             out = max(1, round(m.out_channels * width))
@@ -132,9 +150,11 @@ def scale_width(model: nn.Module, width: float, image_size: int, num_classes: in
                     groups=out if depthwise else 1, bias=m.bias is not None,
                 ),
             )
+            created.append(name)
         elif isinstance(m, nn.Linear):
             out = num_classes if name == classifier else max(1, round(m.out_features * width))
             _set(model, name, nn.LazyLinear(out, bias=m.bias is not None))
+            created.append(name)
     hooks = [
         m.register_forward_pre_hook(_resize_norm)
         for m in model.modules()
@@ -154,6 +174,8 @@ def scale_width(model: nn.Module, width: float, image_size: int, num_classes: in
         for hook in hooks:
             hook.remove()
         model.train(was_training)
+    for name in created:  # materialized by the forward pass above
+        init_created(model.get_submodule(name))
     return model
 
 

@@ -149,10 +149,11 @@ def test_cpu_compare_gives_every_model_the_same_seconds(
 ) -> None:
     """Without --preset on a CPU machine the budget is cpu-compare: time, not epochs. Here
     2 s each (--time-budget) on a 512-image subset with an epoch cap no model reaches in
-    2 s: both stop on the clock."""
+    2 s: both stop on the clock, each after its lr pick from the same grid (0.2 s per lr)."""
     url = f"sqlite:///{tmp_path / 'nas.db'}"
     code = main(["baselines", "--arch", "lenet5,mobilenet-v2", "--time-budget", "2",
                  "--epochs", "100000", "--subset", "512",  # an epoch cap the clock beats
+                 "--lr-grid", "0.05,0.2",  # two short runs, not the preset's four
                  "--data", str(_cifar_dir()), "--out", str(tmp_path / "runs"),
                  "--storage", url, "--json"])
     captured = capsys.readouterr()
@@ -161,5 +162,11 @@ def test_cpu_compare_gives_every_model_the_same_seconds(
     assert [r["preset"] for r in rows] == ["cpu-compare", "cpu-compare"]
     assert all(r["stopped"] == "time budget" and r["train_seconds"] >= 2.0 for r in rows)
     assert all(0.0 <= r["test_accuracy"] <= 1.0 for r in rows)
+    # and the same tuning: the peak lr picked from one grid, a tenth of the budget per lr
+    for r in rows:
+        pick = r["lr_pick"]
+        assert pick["grid"] == [0.05, 0.2] and r["lr"] == pick["lr"]
+        assert pick["split"] == "val" and pick["share"] == 0.1
+        assert 0.2 <= pick["run_seconds"] < 10.0
     assert "match=nasnet-a" in rows[0]["width_rule"] or "those of nasnet-a" in rows[0][
         "width_rule"]

@@ -68,6 +68,9 @@ class Recipe:
     batch_size: int
     changed: dict[str, Any]  # every training setting that differs from the preset's
     settings: dict[str, Any]  # every training setting
+    # How `lr` was chosen (workers.recipe.LrPick.to_dict: grid, each lr's validation
+    # accuracy, the pick, seconds); None when the lr was given, not picked.
+    lr_pick: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -254,6 +257,7 @@ def make_card(
     data_fingerprint: str | None,
     extra_metrics: dict[str, Any] | None = None,
     data: dict[str, Any] | None = None,
+    lr_pick: dict[str, Any] | None = None,
 ) -> ModelCard:
     """The card every writer (`nas train`, `nas baselines`, `nas transfer`) builds; the
     normalization and the versions are filled in here, so no writer can get them wrong."""
@@ -276,7 +280,7 @@ def make_card(
             preset=preset, lr=float(train["lr"]), seed=int(train["seed"]),
             epochs=int(train["epochs"]), batch_size=int(train["batch_size"]),
             changed={k: v for k, v in train.items() if k not in base or base[k] != v},
-            settings=train,
+            settings=train, lr_pick=None if lr_pick is None else _plain(lr_pick),
         ),
         metrics=Metrics(
             accuracy=float(accuracy), split=split,

@@ -3,7 +3,8 @@
 `cpu-search` (the default search on CPUs) ranks candidates by what `cpu-compare` measures:
 validation accuracy after 180 s of training, with successive halving on the clock;
 `cpu-quick` ranks search candidates on 2 CPU cores (one trial in about 90 s); `cpu-compare`
-gives every model of a comparison the same 180 s of training (`nas baselines`); `cpu-final`
+gives every model of a comparison the same tuning (its peak lr picked from one grid on the
+validation split, `workers.recipe`) and the same 180 s of training (`nas baselines`); `cpu-final`
 trains one model on 2 CPU cores in at most 20 minutes; `gpu-nasnet` is the paper's child
 setting (N=2, 20 epochs, all 45,000 images, cosine); `gpu-final` the paper's final recipe
 (N=6 F=768 i.e. C=32, 600 epochs, batch 128, drop path, auxiliary head, cutout). Flags
@@ -38,6 +39,8 @@ class Preset:
     network: dict[str, Any] = field(default_factory=dict)  # cells, filters, auxiliary, drop_path
     train: TrainConfig = field(default_factory=TrainConfig)
     trials: int = 8  # default trial count for `nas search`
+    lr_grid: tuple[float, ...] = ()  # peak lrs `nas train`/`nas baselines` pick from; () = lr
+    pick_share: float = 0.1  # each lr's short run: this slice of the budget (workers.recipe)
     timeout: float | None = None  # `nas search` stops after this many seconds (--timeout)
     # A search on the clock (train.time_budget): the first rung in seconds of training
     # (Optuna's min_resource) and the reduction factor; rungs r, r*eta, ... up to the budget.
@@ -60,16 +63,22 @@ PRESETS: dict[str, Preset] = {
     ),
     "cpu-compare": Preset(
         name="cpu-compare",
-        description="one model of a comparison on 2 CPU cores: N=1 F=96, 180 s of training on "
-                    "all 50,000 training images (at most 30 epochs), scored on the 10,000 test "
-                    "images; baselines at NASNet-A's mult-adds (about 3.5 min a model)",
+        description="one model of a comparison on 2 CPU cores: N=1 F=96; peak lr picked from "
+                    "0.01/0.03/0.1/0.3 by 18 s runs on the 45,000 training images scored on the "
+                    "5,000 validation images, then 180 s of training on all 50,000 (at most "
+                    "30 epochs), scored on the 10,000 test images; formats measured per "
+                    "model; baselines at NASNet-A's mult-adds (about 5 min a model)",
         network={"cells": 1, "filters": 96, "auxiliary": False, "drop_path": 0.0},
         train=TrainConfig(
             epochs=30, time_budget=180.0, batch_size=64, lr=0.1, weight_decay=5e-4,
-            label_smoothing=0.1, warmup_epochs=1.5, grad_clip=5.0, channels_last=True,
-            bf16=False, eval_every=0, eval_batch_size=1000,
+            label_smoothing=0.1, warmup_epochs=1.5, grad_clip=5.0, channels_last=None,
+            bf16=None, eval_every=0, eval_batch_size=1000,
         ),
         trials=1,
+        # half-decade steps: BatchNorm networks train best near 0.1-0.3, the 1/16-width
+        # networks without it (VGG-16, AlexNet) only at 0.01-0.03 (docs/results/training.md)
+        lr_grid=(0.01, 0.03, 0.1, 0.3),
+        pick_share=0.1,
     ),
     "cpu-search": Preset(
         name="cpu-search",
@@ -92,7 +101,7 @@ PRESETS: dict[str, Preset] = {
         network={"cells": 1, "filters": 192, "auxiliary": False, "drop_path": 0.0},
         train=TrainConfig(
             epochs=5, batch_size=128, lr=0.2, weight_decay=5e-4, label_smoothing=0.1,
-            warmup_epochs=0.3, grad_clip=5.0, channels_last=True, bf16=False,
+            warmup_epochs=0.3, grad_clip=5.0, channels_last=None, bf16=None,
             eval_every=0, eval_batch_size=1000, tta=True,
         ),
         trials=1,
@@ -237,6 +246,7 @@ def preset_rows() -> list[dict[str, Any]]:
                 "filters": net.get("filters"), "image_size": net.get("image_size", 32),
                 "epochs": train.epochs, "time_budget": train.time_budget,
                 "batch_size": train.batch_size, "lr": train.lr,
+                "lr_grid": list(getattr(preset, "lr_grid", ())),
                 "default_for": defaults.get(name, []), "description": preset.description,
             })
     return rows

@@ -63,6 +63,8 @@ def _row(record: Any) -> dict[str, Any] | None:
         "epochs": metrics.epochs,
         "train_seconds": metrics.train_seconds,
         "images_per_s": metrics.images_per_s,
+        "lr": card.recipe.lr,
+        "lr_pick": card.recipe.lr_pick,  # grid, validation accuracy per lr, seconds; or None
         "key": arch.key,
         "checkpoint": record.checkpoint,
         "created": record.created_at.isoformat(timespec="seconds"),
@@ -143,12 +145,20 @@ def _human(n: float | None) -> str:
     return f"{n:.3g}"
 
 
+def _lr_text(row: dict[str, Any]) -> str:
+    """The peak lr; `picked of K` when it was chosen from a grid of K on validation."""
+    if row.get("lr") is None:
+        return "-"
+    pick = row.get("lr_pick")
+    return f"{row['lr']:g}" + (f" (picked of {len(pick['grid'])})" if pick else "")
+
+
 def render_table(rows: Sequence[dict[str, Any]]) -> Any:
     """A rich table, one line per model, Pareto members starred."""
     from rich.table import Table
 
     table = Table("arch", "kind", "layout", "preset", "params", "mult-adds", "accuracy",
-                  "top-5", "epochs", "train s", "img/s", "front",
+                  "top-5", "epochs", "train s", "img/s", "lr", "front",
                   title="trained models (accuracy: CIFAR-10 test / ImageNet-layout val top-1)")
     for r in rows:
         table.add_row(
@@ -159,6 +169,7 @@ def render_table(rows: Sequence[dict[str, Any]]) -> Any:
             "-" if r["epochs"] is None else str(r["epochs"]),
             "-" if r["train_seconds"] is None else f"{r['train_seconds']:.0f}",
             "-" if r["images_per_s"] is None else f"{r['images_per_s']:.0f}",
+            _lr_text(r),
             "*" if r.get("pareto") else "",
         )
     return table

@@ -206,6 +206,9 @@ def run_cifar_baselines(
         chosen = get_preset(name)
     except UnknownPresetError as exc:
         raise BadInput(str(exc)) from None
+    from nas.training.train import lr_grid_of
+
+    lr_grid = lr_grid_of(overrides.pop("lr_grid", None), chosen)  # refused before any work
     if rule.kind == "preset":
         rule = parse_width_rule(default_cifar_rule(chosen.name))
     reference = {k: v for k, v in chosen.network.items() if k in ("cells", "filters")}
@@ -234,7 +237,7 @@ def run_cifar_baselines(
     for arch_name in names:
         row = train_cifar(arch_name, widths[arch_name], chosen, storage, out=out,
                           on_epoch=report if on_epoch is not None else None, cifar=cifar,
-                          **overrides)
+                          lr_grid=lr_grid, **overrides)
         row["width_rule"] = text
         rows.append(row)
         if on_model is not None:
@@ -247,8 +250,8 @@ def train_cifar(
     data: Path | str | None = None, out: Path | str = Path("runs"), on_epoch: Any = None,
     cifar: Any = None, **overrides: Any,
 ) -> dict[str, Any]:
-    """One baseline exactly as `nas train` runs a chosen model — the preset's TrainConfig,
-    CIFAR-10's 50,000 training images, the 10,000 test images — at width `width`."""
+    """One baseline exactly as `nas train` runs a chosen model — the preset's TrainConfig and
+    lr pick, CIFAR-10's 50,000 training images, the 10,000 test images — at width `width`."""
     from nas.training.train import run_train
 
     return run_train(arch_name, preset=preset.name, data=data, out=out, storage=storage,
@@ -265,7 +268,7 @@ def run_baselines(
     names = parse_archs(archs)
     rule = parse_width_rule(width_rule)
     if layout == "imagenet":
-        extra = sorted(set(options) & {"subset", "max_steps", "time_budget"})
+        extra = sorted(set(options) & {"subset", "max_steps", "time_budget", "lr_grid"})
         if extra:
             raise BadInput(f"--{extra[0].replace('_', '-')} applies to --layout cifar; "
                            "use --epochs for the ImageNet layout")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -99,6 +99,19 @@ def check_hardware(preset: str, config: TrainConfig) -> None:
         raise BadInput(str(exc)) from None
 
 
+def lr_grid_of(flag: str | Sequence[float] | None, preset: Any) -> tuple[float, ...]:
+    """The lr grid a run picks from: `--lr-grid` (text or numbers), else the preset's
+    (empty: the preset's lr). Bad values are exit 2 naming the flag, before anything runs."""
+    from workers.recipe import RecipeError, check_lr_grid, parse_lr_grid
+
+    if flag is None:
+        return tuple(preset.lr_grid)
+    try:
+        return parse_lr_grid(flag) if isinstance(flag, str) else check_lr_grid(flag)
+    except RecipeError as exc:
+        raise BadInput(str(exc)) from None
+
+
 def _load(data: str | Path | None) -> Any:
     try:
         return load_cifar10(data)
@@ -130,20 +143,28 @@ def run_train(
     width: float | None = None,
     record_kind: str = "train",
     cifar: Any = None,
+    lr_grid: str | Sequence[float] | None = None,
 ) -> dict[str, Any]:
     """Train REF on CIFAR-10's 50,000 training images, score on the 10,000 test images,
     write a checkpoint with its model card and, with `storage`, a row in the models table;
     returns the `nas train --json` document. `nas baselines` comes through here too (with a
-    `width` and record_kind "baseline"), so every model of a comparison trains one way."""
+    `width` and record_kind "baseline"), so every model of a comparison trains one way.
+
+    With an lr grid of two or more values (`lr_grid`, else the preset's) the peak lr is
+    first picked by short runs on the 45,000 training images scored on the 5,000
+    validation images (workers.recipe.pick_lr); one value is that lr, without runs."""
     from workers.card import make_card
     from workers.checkpoint import save_checkpoint
+    from workers.recipe import pick_lr
     from workers.train import train
 
     arch = resolve_ref(ref, storage)
     chosen = _preset(preset, "train")
+    grid = lr_grid_of(lr_grid, chosen)
     settings = build_settings(arch, chosen.network, layout, cells, filters, width)
     config = train_config(chosen.train, epochs=epochs, subset=subset, max_steps=max_steps,
-                          time_budget=time_budget, seed=seed, batch_size=batch_size)
+                          time_budget=time_budget, seed=seed, batch_size=batch_size,
+                          lr=grid[0] if len(grid) == 1 else None)
     check_hardware(chosen.name, config)
     # What the end of the run needs is tried before the first step: the network fits, the
     # database opens, the checkpoint directory takes a file, the data loads.
@@ -161,10 +182,15 @@ def run_train(
     tag = "" if width is None else f"-w{width:g}"
     path = out_dir / f"{_safe_name(arch.name)}{tag}-{stamp}-seed{config.seed}.safetensors"
 
-    torch.manual_seed(config.seed)
-    model = arch.build(**settings)
     started = time.perf_counter()
+    pick = None
     try:
+        if len(grid) > 1:  # reads cifar.train and cifar.val only: nothing that chooses sees test
+            pick = pick_lr(lambda: arch.build(**settings), cifar, config, grid,
+                           chosen.pick_share)
+            config = dataclasses.replace(config, lr=pick.lr)
+        torch.manual_seed(config.seed)
+        model = arch.build(**settings)
         result = train(model, train_split, cifar.test, config, on_epoch, on_step=on_step)
     except TrainError as exc:
         raise BadInput(str(exc)) from None
@@ -180,6 +206,7 @@ def run_train(
         "data_fingerprint": cifar.fingerprint,
         "train_images": result.settings.get("train_images"),
         "runtime": result.settings,
+        "lr_pick": None if pick is None else pick.to_dict(),
     }
     genotype = arch.genotype.to_dict() if arch.genotype is not None else None
     key = arch.genotype.key() if arch.genotype is not None else None
@@ -189,7 +216,7 @@ def run_train(
         preset_train=chosen.train.to_dict(), accuracy=result.accuracy, split="test", top5=None,
         train_seconds=metrics["train_seconds"], images_per_s=metrics["images_per_s"],
         epochs=len(result.epochs), params=params, mult_adds=mult_adds, command=record_kind,
-        data_fingerprint=cifar.fingerprint,
+        data_fingerprint=cifar.fingerprint, lr_pick=metrics["lr_pick"],
         extra_metrics={k: metrics[k] for k in ("wall_seconds", "steps", "stopped", "epochs",
                                                 "train_images", "runtime")},
     )
@@ -209,6 +236,9 @@ def run_train(
         "preset": chosen.name,
         "network": settings,
         "width": 1.0 if width is None else width,
+        "lr": config.lr,
+        "lr_pick": metrics["lr_pick"],
+        "formats": {k: result.settings.get(k) for k in ("channels_last", "bf16")},
         "model_id": None,
     }
     if storage is not None:
