@@ -90,6 +90,36 @@ def test_compare_reads_only_the_card_and_leaves_out_rows_without_one(
     assert by_arch["lenet5"]["width"] == 1.0 and by_arch["lenet5"]["kind"] == "baseline"
 
 
+def test_compare_gives_the_mean_over_seeds(
+    cifar_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Real tiny runs of one model at seeds 0, 1 and 0 again: one row, the mean of the newest
+    run of each seed, their sd and each seed's accuracy, in --json and in the table."""
+    import statistics
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    small = make_small_cifar(cifar_dir, tmp_path / "cifar", train=8, test=4)
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    tiny = ["--preset", "cpu-quick", "--epochs", "1", "--subset", "64", "--max-steps", "2",
+            "--batch-size", "32", "--data", str(small), "--out", str(tmp_path / "ck"),
+            "--storage", url, "--json"]
+    runs = []
+    for seed in (0, 1, 0):
+        assert main(["train", "lenet5", "--seed", str(seed), *tiny]) == 0
+        runs.append(json.loads(capsys.readouterr().out))
+    assert main(["compare", "--storage", url, "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    newest = [runs[2]["test_accuracy"], runs[1]["test_accuracy"]]  # seed 0's second run wins
+    assert row["seeds"] == [0, 1] and row["accuracy_per_seed"] == newest
+    assert row["accuracy"] == pytest.approx(statistics.mean(newest))
+    assert row["accuracy_sd"] == pytest.approx(statistics.stdev(newest))
+    every = compare_rows(url, show_all=True)
+    assert len(every) == 3 and all("seeds" not in r for r in every)
+    assert main(["compare", "--storage", url]) == 0
+    assert "(2 seeds)" in capsys.readouterr().out
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory, ray_cluster: None) -> dict[str, Any]:
     """Three real trainings through Ray Train, one of each kind, recorded in one database."""

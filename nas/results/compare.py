@@ -64,11 +64,33 @@ def _row(record: Any) -> dict[str, Any] | None:
         "train_seconds": metrics.train_seconds,
         "images_per_s": metrics.images_per_s,
         "lr": card.recipe.lr,
+        "seed": card.recipe.seed,
         "lr_pick": card.recipe.lr_pick,  # grid, validation accuracy per lr, seconds; or None
         "key": arch.key,
         "checkpoint": record.checkpoint,
         "created": record.created_at.isoformat(timespec="seconds"),
     }
+
+
+def over_seeds(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (arch, layout, preset): the newest model of each seed, the accuracy their
+    mean. `seeds`, `accuracy_per_seed` and `accuracy_sd` (sample sd; None for one seed) say
+    how far a small difference can be trusted; the other facts are the newest row's."""
+    import statistics
+
+    groups: dict[tuple[Any, ...], dict[int, dict[str, Any]]] = {}
+    for r in rows:  # model_id order: a later row of the same seed replaces the earlier one
+        groups.setdefault((r["arch"], r["layout"], r["preset"]), {})[r["seed"]] = r
+    out = []
+    for by_seed in groups.values():
+        newest = max(by_seed.values(), key=lambda r: r["model_id"])
+        seeds = sorted(by_seed)
+        scores = [by_seed[s]["accuracy"] for s in seeds]
+        known = [a for a in scores if a is not None]
+        out.append({**newest, "seeds": seeds, "accuracy_per_seed": scores,
+                    "accuracy": statistics.mean(known) if known else None,
+                    "accuracy_sd": statistics.stdev(known) if len(known) > 1 else None})
+    return out
 
 
 def pareto_front(rows: Sequence[dict[str, Any]]) -> set[int]:
@@ -96,8 +118,9 @@ def compare_rows(
     storage: str, study: str | None = None, show_all: bool = False,
     on_skipped: Callable[[int], None] | None = note_skipped,
 ) -> list[dict[str, Any]]:
-    """The table: newest model per (arch, layout, preset) unless `show_all`; ranked by layout
-    then accuracy; `pareto` marks the accuracy / mult-adds front of each layout.
+    """The table: one row per (arch, layout, preset) with the mean over its seeds
+    (`over_seeds`) unless `show_all`; ranked by layout then accuracy; `pareto` marks the
+    accuracy / mult-adds front of each layout.
 
     Rows are read from their model cards only; rows written before the card are left out
     and counted to `on_skipped`."""
@@ -121,10 +144,7 @@ def compare_rows(
     if study is not None:
         rows = [r for r in rows if r["kind"] != "searched" or r["arch"].startswith(f"{study}:")]
     if not show_all:
-        newest: dict[tuple[Any, ...], dict[str, Any]] = {}
-        for r in rows:  # model_id order: later rows replace earlier ones
-            newest[(r["arch"], r["layout"], r["preset"])] = r
-        rows = list(newest.values())
+        rows = over_seeds(rows)
     for layout in {r["layout"] for r in rows}:
         front = pareto_front([r for r in rows if r["layout"] == layout])
         for r in rows:
@@ -153,6 +173,16 @@ def _lr_text(row: dict[str, Any]) -> str:
     return f"{row['lr']:g}" + (f" (picked of {len(pick['grid'])})" if pick else "")
 
 
+def _accuracy_text(row: dict[str, Any]) -> str:
+    """`68.50%`, or `68.10 ± 0.42% (2 seeds)` for the mean over seeds."""
+    if row["accuracy"] is None:
+        return "-"
+    if row.get("accuracy_sd") is None:
+        return f"{100 * row['accuracy']:.2f}%"
+    return (f"{100 * row['accuracy']:.2f} ± {100 * row['accuracy_sd']:.2f}% "
+            f"({len(row['seeds'])} seeds)")
+
+
 def render_table(rows: Sequence[dict[str, Any]]) -> Any:
     """A rich table, one line per model, Pareto members starred."""
     from rich.table import Table
@@ -164,7 +194,7 @@ def render_table(rows: Sequence[dict[str, Any]]) -> Any:
         table.add_row(
             r["arch"], r["kind"], r["layout"], r["preset"] or "-", _human(r["params"]),
             _human(r["mult_adds"]),
-            "-" if r["accuracy"] is None else f"{100 * r['accuracy']:.2f}%",
+            _accuracy_text(r),
             "-" if r["top5"] is None else f"{100 * r['top5']:.2f}%",
             "-" if r["epochs"] is None else str(r["epochs"]),
             "-" if r["train_seconds"] is None else f"{r['train_seconds']:.0f}",
@@ -252,4 +282,5 @@ def plot_compare(rows: Sequence[dict[str, Any]], path: Path | str, title: str | 
     return path
 
 
-__all__ = ["compare_rows", "model_kind", "pareto_front", "plot_compare", "render_table"]
+__all__ = ["compare_rows", "model_kind", "over_seeds", "pareto_front", "plot_compare",
+           "render_table"]
