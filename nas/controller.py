@@ -58,14 +58,23 @@ def cost_violation(cost: Cost, config: SearchConfig) -> str | None:
     return None
 
 
+def identity(genotype_key: str, cells: int | None, filters: int | None) -> str:
+    """What dedupe compares: the cell's key at its N@F (the same cell at another size is
+    another candidate)."""
+    return f"{genotype_key}@{cells}x{filters}"
+
+
 @dataclass
 class Candidate:
-    """One asked trial: its Optuna handle and the genotype its 50 decisions spell."""
+    """One asked trial: its Optuna handle, the genotype its 50 decisions spell, and the
+    network size N@F (sampled when the search has macro choices, else the preset's)."""
 
     trial: Trial
     genotype: Genotype
     seed: int
     retry_of: int | None
+    cells: int | None = None  # None: a controller without macro choices (tests)
+    filters: int | None = None
 
     @property
     def number(self) -> int:
@@ -73,16 +82,25 @@ class Candidate:
 
     @property
     def key(self) -> str:
-        return self.genotype.key()
+        return identity(self.genotype.key(), self.cells, self.filters)
+
+    def network(self, base: dict[str, Any]) -> dict[str, Any]:
+        """The search's network settings at this candidate's N@F."""
+        size = {"cells": self.cells, "filters": self.filters}
+        return {**base, **{k: v for k, v in size.items() if v is not None}}
 
 
 class Controller:
     """One study (same name as the search) in the shared database."""
 
-    def __init__(self, storage_url: str, config: SearchConfig, epochs: int) -> None:
+    def __init__(self, storage_url: str, config: SearchConfig, epochs: int,
+                 macro: dict[str, tuple[int, ...]] | None = None) -> None:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
         self.config = config
+        # cells/filters: their choices (one value: fixed, not a decision); the driver gives both
+        self.macro = dict(macro or {})
+        self.space = search_space(self.macro)
         self.storage = optuna.storages.RDBStorage(
             storage_url, engine_kwargs={"pool_pre_ping": True}
         )
@@ -91,7 +109,7 @@ class Controller:
             study_name=config.study,
             directions=config.directions,
             sampler=make_sampler(config.sampler, config.seed, config.objectives,
-                                 config.population, config.tournament),
+                                 config.population, config.tournament, self.space),
             pruner=make_pruner(config.pruner, epochs, config.objectives),
             load_if_exists=True,
         )
@@ -100,7 +118,6 @@ class Controller:
                 f"study {config.study!r} optimises {len(self.study.directions)} objective(s); "
                 f"the config asks for {list(config.objectives)}"
             )
-        self.space = search_space()
         self._half_asked: int | None = None  # a trial created, its decisions not all written
 
     @property
@@ -125,7 +142,10 @@ class Controller:
         self._half_asked = None
         genotype = genotype_from_params(trial.params)
         retry_of = trial.user_attrs.get(RETRY_OF)
-        return Candidate(trial, genotype, trial_seed(self.config.seed, trial.number), retry_of)
+        size = {name: int(trial.params.get(name, values[0]))
+                for name, values in self.macro.items()}
+        return Candidate(trial, genotype, trial_seed(self.config.seed, trial.number), retry_of,
+                         size.get("cells"), size.get("filters"))
 
     def report(self, trial: Trial, epoch: int, val_accuracy: float) -> bool:
         """Report an epoch's validation accuracy; True if the pruner says stop."""

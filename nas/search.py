@@ -25,7 +25,7 @@ from typing import Any
 from optuna.trial import TrialState
 
 from nas.config import SearchConfig, resume_config
-from nas.controller import Candidate, Controller, cost_violation, network_cost
+from nas.controller import Candidate, Controller, cost_violation, identity, network_cost
 from nas.db import (
     Database,
     DatabaseError,
@@ -90,6 +90,12 @@ class Settings:
     epochs: int
     cpus: float
     gpus: float
+    # Searched N and F: every value each may take ({"cells": (1, 2), "filters": (96,)}); one
+    # value is the network's fixed size, more are Optuna decisions beside the cell's 50.
+    macro: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    # The throughput pre-filter (off unless both are set): images in the first rung.
+    rung_seconds: float | None = None
+    min_rung_images: int | None = None
 
 
 @dataclass
@@ -161,7 +167,33 @@ def resolve_settings(config: SearchConfig, has_gpu: bool) -> Settings:
     return Settings(
         preset=name, network=network, train=train, trials=config.trials or preset.trials,
         epochs=int(getattr(train, "epochs", 1) or 1), cpus=config.cpus_per_trial, gpus=gpus,
+        macro=resolve_macro(config, preset.macro, network),
+        rung_seconds=preset.rung_seconds or getattr(train, "time_budget", None),
+        min_rung_images=config.min_rung_images or preset.min_rung_images,
     )
+
+
+def resolve_macro(config: SearchConfig, preset_macro: dict[str, tuple[int, ...]],
+                  network: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    """N and F choices: the config's, else the preset's, else the network's one value; each
+    value must be one the builder takes (exit 2 naming the flag otherwise)."""
+    given = {"cells": config.cells_choices, "filters": config.filters_choices}
+    macro = {}
+    for name, values in given.items():
+        flag = f"--{name}-choices"
+        if values is None and name in config.network:  # network: {filters: 48} fixes F
+            values = (config.network[name],)
+        choices = values or tuple(preset_macro.get(name, ())) or (network[name],)
+        for value in choices:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise BadInput(f"{flag} (config key {name}_choices): {value!r} is not an integer")
+            try:
+                NetworkConfig(**{**network, name: value}).validate()
+            except ConfigError as exc:
+                raise BadInput(f"{flag} (config key {name}_choices): {value} is refused by "
+                               f"the builder: {exc}") from None
+        macro[name] = tuple(choices)
+    return macro
 
 
 def _check_types(cls: type, values: dict[str, Any], what: str) -> None:
@@ -261,6 +293,7 @@ class _Driver:
     finished: int = 0
     failures: int = 0
     view: PlainView = field(default_factory=PlainView)  # the live view on a terminal
+    throughput: Any = None  # workers.throughput.LatencyTable when the pre-filter is on
 
     def note_best(self, number: int, val_accuracy: float | None, state: str) -> None:
         if state == "COMPLETE" and val_accuracy is not None and (
@@ -300,15 +333,28 @@ class _Driver:
         faults.point("between-trials")
 
 
-def _trained_keys(db: Database, search_id: int) -> dict[str, tuple[int, str, Any, Any]]:
-    """Keys this study already trained (not duplicates, not cost-pruned, not failed)."""
+def _trained_keys(db: Database, search_id: int,
+                  network: dict[str, Any]) -> dict[str, tuple[int, str, Any, Any]]:
+    """Candidate keys (cell key at N@F) this study already trained (not duplicates, not
+    cost-pruned, not failed); a row from before N@F was stored is at the search's network."""
     out: dict[str, tuple[int, str, Any, Any]] = {}
     for t in db.trials(search_id, ["COMPLETE", "PRUNED"]):
-        if t.key is None or t.duplicate_of is not None or t.key in out:
+        if t.key is None or t.duplicate_of is not None:
             continue
-        if t.state == "COMPLETE" or t.epochs > 0:
-            out[t.key] = (t.number, t.state, t.values, t.val_accuracy)
+        key = identity(t.key, t.cells or network["cells"], t.filters or network["filters"])
+        if key not in out and (t.state == "COMPLETE" or t.epochs > 0):
+            out[key] = (t.number, t.state, t.values, t.val_accuracy)
     return out
+
+
+def throughput_table(settings: Settings) -> Any:
+    """The per-op latency table of this machine, when the pre-filter is on (else None)."""
+    if settings.rung_seconds is None or settings.min_rung_images is None:
+        return None
+    from workers.throughput import LatencyTable
+
+    return LatencyTable(threads=max(1, int(settings.cpus)),
+                        channels_last=bool(getattr(settings.train, "channels_last", False)))
 
 
 def _reconcile(db: Database, search: SearchRecord, controller: Controller,
@@ -422,11 +468,12 @@ def run_search(
             view = progress_view(live, progress, settings.epochs)
             try:
                 with view:
-                    controller = Controller(db.url, config, settings.epochs)
+                    controller = Controller(db.url, config, settings.epochs, settings.macro)
                     _reconcile(db, search, controller, view.line)
                     driver = _Driver(db, search, controller, settings, config, token, view.line,
                                      view=view)
-                    driver.trained = _trained_keys(db, search.search_id)
+                    driver.trained = _trained_keys(db, search.search_id, settings.network)
+                    driver.throughput = throughput_table(settings)
                     driver.finished = controller.finished()
                     best = db.best_trial(search.search_id)
                     if best is not None:
@@ -481,7 +528,7 @@ def _loop(driver: _Driver, data_ref: Any, started: float) -> None:
     def start(candidate: Candidate, cost_params: int, cost_mult: int) -> None:
         spec = TrialSpec(
             study=config.study, number=candidate.number, genotype=candidate.genotype.to_dict(),
-            network=settings.network,
+            network=candidate.network(settings.network),
             train=for_trial(settings.train, candidate.seed, settings.cpus),
             seed=candidate.seed, threads=max(1, int(settings.cpus)),
             measure_latency="latency" in config.objectives,
@@ -538,7 +585,8 @@ def _loop(driver: _Driver, data_ref: Any, started: float) -> None:
                         resolve_duplicate(waiting, driver.trained[key], p, m)
                     else:  # the original failed: train the duplicate itself
                         db.start_trial(search_id, waiting.number, _arch_id(db, waiting, p, m),
-                                       p, m, waiting.seed, waiting.retry_of)
+                                       p, m, waiting.seed, waiting.retry_of,
+                                       waiting.cells, waiting.filters)
                         start(waiting, p, m)
             if too_many_failures and not running and not parked:
                 raise SearchFailed(
@@ -583,8 +631,8 @@ def for_trial(train: Any, seed: int, cpus: float) -> Any:
 
 
 def _arch_id(db: Database, candidate: Candidate, params: int, mult_adds: int) -> int:
-    return db.upsert_architecture(candidate.key, candidate.genotype.to_dict(), params, mult_adds,
-                                  None)
+    return db.upsert_architecture(candidate.genotype.key(), candidate.genotype.to_dict(), params,
+                                  mult_adds, None)
 
 
 def _dispatch_one(driver: _Driver, start: Callable[..., None],
@@ -626,18 +674,20 @@ def _route(driver: _Driver, candidate: Candidate, start: Callable[..., None],
     """Cost-check a candidate and send it on: FAIL, PRUNED, duplicate, parked or Ray."""
     db, settings, config = driver.db, driver.settings, driver.config
     faults.point("dispatch")  # asked (RUNNING in Optuna), not yet in our table nor on Ray
+    network = candidate.network(settings.network)
     try:
-        cost = network_cost(candidate.genotype, settings.network)
+        cost = network_cost(candidate.genotype, network)
     except (GenotypeError, ConfigError, RuntimeError, ValueError) as exc:
         db.start_trial(driver.search.search_id, candidate.number, None, None, None,
                        candidate.seed, candidate.retry_of)
         driver.end(candidate, TrialOutcome("FAIL", error=f"cannot build the network: {exc}",
                                            duration_s=0.0), None, None)
         return
-    arch_id = db.upsert_architecture(candidate.key, candidate.genotype.to_dict(), cost.params,
-                                     cost.mult_adds, settings.network)
+    arch_id = db.upsert_architecture(candidate.genotype.key(), candidate.genotype.to_dict(),
+                                     cost.params, cost.mult_adds, network)
     db.start_trial(driver.search.search_id, candidate.number, arch_id, cost.params,
-                   cost.mult_adds, candidate.seed, candidate.retry_of)
+                   cost.mult_adds, candidate.seed, candidate.retry_of, candidate.cells,
+                   candidate.filters)
     violation = cost_violation(cost, config)
     if violation is not None:
         driver.end(candidate, TrialOutcome("PRUNED", error=violation, duration_s=0.0),
@@ -650,7 +700,28 @@ def _route(driver: _Driver, candidate: Candidate, start: Callable[..., None],
     if any(item.candidate.key == candidate.key for item in running.values()):
         parked.setdefault(candidate.key, []).append((candidate, cost.params, cost.mult_adds))
         return
+    slow = _too_slow(driver, candidate, network)
+    if slow is not None:
+        driver.end(candidate, TrialOutcome("PRUNED", error=slow, duration_s=0.0),
+                   cost.params, cost.mult_adds)
+        return
     start(candidate, cost.params, cost.mult_adds)
+
+
+def _too_slow(driver: _Driver, candidate: Candidate, network: dict[str, Any]) -> str | None:
+    """The throughput pre-filter: estimate (and store) the candidate's training img/s on this
+    machine; why it cannot train the preset's images in its first rung, or None."""
+    from workers.throughput import rung_shortfall
+
+    settings = driver.settings
+    if driver.throughput is None or settings.rung_seconds is None or \
+            settings.min_rung_images is None:
+        return None
+    estimate = driver.throughput.estimate(candidate.genotype, network,
+                                          int(getattr(settings.train, "batch_size", 64)))
+    driver.db.note_estimate(driver.search.search_id, candidate.number, estimate.images_per_s)
+    return rung_shortfall(estimate.images_per_s, settings.rung_seconds,
+                          settings.min_rung_images, settings.preset)
 
 
 def _serve_reports(driver: _Driver, broker: Any, by_number: dict[int, _Running]) -> None:

@@ -36,6 +36,14 @@ class Preset:
     network: dict[str, Any] = field(default_factory=dict)  # cells, filters, auxiliary, drop_path
     train: TrainConfig = field(default_factory=TrainConfig)
     trials: int = 8  # default trial count for `nas search`
+    # Searched macro decisions beside the cell: {"cells": (1, 2), "filters": (24, 32, ...)};
+    # a name left out keeps the network's value (config keys cells_choices / filters_choices).
+    macro: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    # The throughput pre-filter: a candidate estimated to train fewer than `min_rung_images`
+    # images in its first `rung_seconds` is pruned before it reaches a worker (None: off;
+    # without rung_seconds a clock-trained search uses train.time_budget).
+    rung_seconds: float | None = None
+    min_rung_images: int | None = None
 
 
 PRESETS: dict[str, Preset] = {

@@ -104,6 +104,9 @@ class TrialRecord:
     finished_at: datetime | None
     epochs: int = 0  # how many epoch rows the trial has
     fit_seconds: float | None = None  # how many epoch rows the trial has
+    cells: int | None = None  # N of the trial's network (None: written before 0004)
+    filters: int | None = None  # F of the trial's network
+    est_images_per_s: float | None = None  # the pre-filter's estimate (None: not estimated)
 
 
 @dataclass(frozen=True)
@@ -168,7 +171,8 @@ def _trial(row: TrialRow, arch: ArchitectureRow | None, epochs: int) -> TrialRec
         worker_node=row.worker_node, device=row.device, seed=row.seed, error=row.error,
         duplicate_of=row.duplicate_of, retry_of=row.retry_of,
         started_at=as_utc(row.started_at), finished_at=as_utc(row.finished_at), epochs=epochs,
-        fit_seconds=row.fit_seconds,
+        fit_seconds=row.fit_seconds, cells=row.cells, filters=row.filters,
+        est_images_per_s=row.est_images_per_s,
     )
 
 
@@ -350,8 +354,10 @@ class Database:
     def start_trial(
         self, search_id: int, number: int, architecture_id: int | None, params: int | None,
         mult_adds: int | None, seed: int | None, retry_of: int | None = None,
+        cells: int | None = None, filters: int | None = None,
     ) -> None:
-        """Record a trial as RUNNING (or reset a stale row of the same number to RUNNING)."""
+        """Record a trial as RUNNING (or reset a stale row of the same number to RUNNING) with
+        the N@F its network is built at."""
         with self.session() as s:
             row = s.scalar(select(TrialRow).where(
                 TrialRow.search_id == search_id, TrialRow.number == number))
@@ -361,8 +367,18 @@ class Database:
             row.architecture_id = architecture_id
             row.state = "RUNNING"
             row.params, row.mult_adds, row.seed, row.retry_of = params, mult_adds, seed, retry_of
+            row.cells, row.filters = cells, filters
             row.started_at = now()
             row.finished_at = None
+
+    def note_estimate(self, search_id: int, number: int, images_per_s: float) -> None:
+        """Store the throughput pre-filter's estimate of a started trial."""
+        with self.session() as s:
+            row = s.scalar(select(TrialRow).where(
+                TrialRow.search_id == search_id, TrialRow.number == number))
+            if row is None:
+                raise DatabaseError(f"trial {number} of search {search_id} was never started")
+            row.est_images_per_s = images_per_s
 
     def finish_trial(self, search_id: int, number: int, outcome: TrialOutcome) -> None:
         """Write a trial's end state, metrics and epochs in one transaction."""
