@@ -63,8 +63,8 @@ def test_macro_decisions_round_trip(
     """N and F are Optuna decisions, stored with the trial, and what show/train/export build;
     the same cell at another N@F is another candidate, at the same N@F a duplicate."""
     url = f"sqlite:///{tmp_path / 'nas.db'}"
-    summary = run_search(tiny("m", cifar_dir, trials=3, sampler="random", **MACRO), url)
-    assert summary.states == {"COMPLETE": 3}
+    summary = run_search(tiny("m", cifar_dir, trials=2, sampler="random", **MACRO), url)
+    assert summary.states == {"COMPLETE": 2}
     db = open_database(url)
     search_id = db.search("m").search_id
     trials = db.trials(search_id)
@@ -108,8 +108,8 @@ def test_macro_decisions_round_trip(
     study.enqueue_trial(dict(first.params))
     resized = {**first.params, "filters": 56 - first.params["filters"]}
     study.enqueue_trial(resized)
-    run_search(tiny("m", cifar_dir, trials=5, **MACRO), url, resume=True, explicit={"trials"})
-    same, moved = db.trial(search_id, 3), db.trial(search_id, 4)
+    run_search(tiny("m", cifar_dir, trials=4, **MACRO), url, resume=True, explicit={"trials"})
+    same, moved = db.trial(search_id, 2), db.trial(search_id, 3)
     assert same.duplicate_of == first.number and same.epochs == 0
     assert moved.duplicate_of is None and moved.epochs == 1
     assert moved.key == same.key and moved.filters == resized["filters"]
