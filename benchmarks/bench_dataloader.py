@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
-from nas.train_cmd import network_settings, train_config
+from nas.training.train import network_settings, train_config
 from search_spaces import get_arch
 from workers.augment import MEAN, STD
 from workers.data import load_cifar10

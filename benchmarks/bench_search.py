@@ -26,9 +26,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from nas.config import make_config
 from nas.db import open_database
-from nas.search import run_search
+from nas.search.config import make_config
+from nas.search.driver import run_search
 
 
 def overhead(args: argparse.Namespace) -> dict[str, Any]:

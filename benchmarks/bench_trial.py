@@ -18,8 +18,8 @@ import json
 import time
 from pathlib import Path
 
-from nas.config import make_config
-from nas.search import for_trial, load_data, resolve_settings
+from nas.search.config import make_config
+from nas.search.driver import for_trial, load_data, resolve_settings
 from search_spaces import get_arch
 from workers.trial import TrialSpec, run_trial
 

@@ -177,7 +177,7 @@ def show(ref: str, diagram: Path | None, storage: str, as_json: bool) -> None:
     if arch.genotype is None:
         raise BadInput(f"{ref} is a baseline, not a cell genotype; try `nas inspect {ref}`")
     if diagram is not None:
-        from nas.diagram import draw_genotype
+        from nas.results.diagram import draw_genotype
 
         draw_genotype(arch.genotype, diagram, title=arch.name)
     if as_json:
@@ -207,7 +207,7 @@ def show(ref: str, diagram: Path | None, storage: str, as_json: bool) -> None:
 def export_cmd(ref: str, out: Path, weights: Path | None, layout: str | None, onnx: bool,
                force: bool, storage: str, as_json: bool, **size: Any) -> None:
     """Write REF as a stand-alone module that needs only torch, plus weights and ONNX."""
-    from nas.export import run_export
+    from nas.results.export import run_export
 
     if click.get_current_context().get_parameter_source("layout").name == "DEFAULT":
         layout = None  # unset: the checkpoint (or the cifar default) decides
@@ -253,8 +253,8 @@ def export_cmd(ref: str, out: Path, weights: Path | None, layout: str | None, on
 def search(config_file: Path | None, resume: bool, storage: str, as_json: bool,
            **flags: Any) -> None:
     """Search the NASNet cell space until the study holds N finished trials."""
-    from nas.config import make_config, read_config_file
-    from nas.search import run_search
+    from nas.search.config import make_config, read_config_file
+    from nas.search.driver import run_search
 
     flags = given(flags)
     config = make_config(config_file, **flags)
@@ -393,7 +393,7 @@ def wait_db(storage: str, attempts: int, delay: float) -> None:
     Exit 0 once it does, 2 for a wrong URL, user, password or database, 1 when the attempts
     run out (DatabaseUnavailable, naming the URL without its password and the last error).
     """
-    from nas.wait import wait_for_database
+    from nas.db.wait import wait_for_database
 
     wait_for_database(storage, attempts, delay, log=lambda line: click.echo(line, err=True))
 
@@ -421,7 +421,7 @@ def _print_epoch(item: dict[str, Any]) -> None:
 def transfer_cmd(ref: str, data: Path | None, out: Path, ray_address: str | None,
                  storage: str, as_json: bool, **flags: Any) -> None:
     """Train REF at the ImageNet layout with Ray Train on DATA/train, score top-1/5 on val."""
-    from nas.transfer import transfer
+    from nas.training.transfer import transfer
 
     row = transfer(ref, data, storage, out=out, ray_address=ray_address,
                    on_epoch=_print_epoch, **given(flags))
@@ -453,7 +453,7 @@ def transfer_cmd(ref: str, data: Path | None, out: Path, ray_address: str | None
 def baselines_cmd(layout: str, archs: str | None, width_rule: str | None, out: Path,
                   storage: str, as_json: bool, **flags: Any) -> None:
     """Train hand-designed baselines under the budget a chosen model gets; record each."""
-    from nas.baselines_cmd import run_baselines
+    from nas.training.baselines import run_baselines
 
     def done(row: dict[str, Any]) -> None:
         accuracy = row.get("test_accuracy", row.get("top1"))
@@ -466,7 +466,7 @@ def baselines_cmd(layout: str, archs: str | None, width_rule: str | None, out: P
     if as_json:
         print_json(rows)
         return
-    from nas.compare import render_table
+    from nas.results.compare import render_table
 
     wide_console().print(render_table([
         {"arch": r["arch"], "kind": "baseline", "layout": layout, "preset": r.get("preset"),
@@ -487,7 +487,7 @@ def baselines_cmd(layout: str, archs: str | None, width_rule: str | None, out: P
 def compare_cmd(study: str | None, plot: Path | None, show_all: bool, storage: str,
                 as_json: bool) -> None:
     """Searched cells vs published genotypes vs baselines: one table, and a plot."""
-    from nas.compare import compare_rows, plot_compare, render_table
+    from nas.results.compare import compare_rows, plot_compare, render_table
 
     rows = compare_rows(storage, study=study, show_all=show_all)
     if plot is not None:
@@ -514,7 +514,7 @@ def compare_cmd(study: str | None, plot: Path | None, show_all: bool, storage: s
 @options("data", "storage", "json")
 def train_cmd(ref: str, storage: str, as_json: bool, **flags: Any) -> None:
     """Train REF on CIFAR-10 (50,000 images), score on the test split, write a checkpoint."""
-    from nas.train_cmd import print_train_result, run_with_progress
+    from nas.training.train import print_train_result, run_with_progress
 
     row = run_with_progress(ref, storage, console, show=not as_json, **flags)
     if as_json:
@@ -538,7 +538,7 @@ def bench() -> None:
 @options("data", "storage", "json")
 def bench_train(ref: str, storage: str, as_json: bool, **flags: Any) -> None:
     """Images/s of the whole training step and of the model alone (median of repeats)."""
-    from nas.train_cmd import run_bench
+    from nas.training.train import run_bench
 
     row = run_bench(ref, storage=storage, **flags)
     if as_json:
@@ -621,7 +621,7 @@ def entry() -> None:
 def monitor_cmd(temp_dir: Path, write_config: Path | None, scrape_interval: float,
                 as_json: bool) -> None:
     """Where Prometheus finds this Ray head's metrics, and the command that scrapes them."""
-    from nas.monitor import prometheus_files, scrape_targets, write_prometheus_config
+    from nas.search.monitor import prometheus_files, scrape_targets, write_prometheus_config
 
     session = temp_dir / "session_latest"
     if not session.is_dir():
@@ -656,7 +656,7 @@ def monitor_cmd(temp_dir: Path, write_config: Path | None, scrape_interval: floa
 def report_cmd(study: str | None, storage: str, out: Path) -> None:
     """One HTML page about a study: settings, best-so-far curve, leaderboard with its cells
     drawn, trials by state, and the trained models compared."""
-    from nas.report import write_report
+    from nas.results.report import write_report
 
     db = _open_for_reading(storage)
     try:

@@ -62,7 +62,7 @@ def ray_cluster() -> Iterator[None]:
     """One local Ray cluster (with its dashboard) for every test of the session that needs it."""
     import ray
 
-    from nas.dispatch import start_ray
+    from nas.search.dispatch import start_ray
 
     start_ray(None, num_cpus=2)
     yield

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from nas.baselines_cmd import (
+from nas.cli import main
+from nas.errors import BadInput
+from nas.training.baselines import (
     DEFAULT_BASELINES,
     WIDTHS,
     WidthRule,
@@ -18,8 +20,6 @@ from nas.baselines_cmd import (
     parse_width_rule,
     resolve_widths,
 )
-from nas.cli import main
-from nas.errors import BadInput
 from search_spaces import BASELINES, get_arch
 
 
@@ -106,8 +106,8 @@ def _cifar_dir() -> Path:
 def test_cifar_baselines_train_record_and_compare(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from nas.compare import compare_rows
     from nas.db import open_database
+    from nas.results.compare import compare_rows
     from workers.checkpoint import load_checkpoint
 
     url = f"sqlite:///{tmp_path / 'nas.db'}"

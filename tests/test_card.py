@@ -190,7 +190,7 @@ def test_transfer_card_from_a_real_plan(tmp_path: Path) -> None:
     rank 0 reports (the Ray Train run itself is the slow test in test_transfer.py)."""
     from test_transfer import link_subset
 
-    from nas.transfer import plan_transfer, transfer_card
+    from nas.training.transfer import plan_transfer, transfer_card
     from search_spaces import count_cost
 
     data = link_subset(tmp_path / "imagenette", train=4, val=1)

@@ -13,8 +13,8 @@ from test_data import make_small_cifar
 from test_transfer import link_subset
 
 from nas.cli import main
-from nas.compare import compare_rows, model_kind, pareto_front, plot_compare
 from nas.errors import BadInput
+from nas.results.compare import compare_rows, model_kind, pareto_front, plot_compare
 from search_spaces import Arch, get_arch, sample_genotype
 
 
@@ -93,7 +93,7 @@ def test_compare_reads_only_the_card_and_leaves_out_rows_without_one(
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory, ray_cluster: None) -> dict[str, Any]:
     """Three real trainings through Ray Train, one of each kind, recorded in one database."""
-    from nas.transfer import plan_transfer, run_transfer
+    from nas.training.transfer import plan_transfer, run_transfer
 
     base = tmp_path_factory.mktemp("compare")
     data = link_subset(base / "imagenette", train=8, val=4)

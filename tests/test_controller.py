@@ -13,10 +13,10 @@ import pytest
 from optuna.trial import TrialState
 from sqlalchemy.exc import OperationalError
 
-from nas.config import SearchConfig, make_config, resume_config
-from nas.controller import Controller, cost_violation, network_cost, trial_seed
 from nas.errors import BadInput
-from nas.samplers import RegularizedEvolutionSampler, make_sampler, search_space
+from nas.search.config import SearchConfig, make_config, resume_config
+from nas.search.controller import Controller, cost_violation, network_cost, trial_seed
+from nas.search.samplers import RegularizedEvolutionSampler, make_sampler, search_space
 from search_spaces import (
     PUBLISHED,
     NetworkConfig,
@@ -200,7 +200,9 @@ def test_controller_requeues_a_dead_drivers_trial_once(tmp_path: Path) -> None:
     controller = Controller(url, config, epochs=1)
     first = controller.ask()
     assert first.seed == trial_seed(2, first.number) and first.retry_of is None
-    assert first.genotype == genotype_from_params(first.trial.params)
+    asked = controller.study.trials[first.number]
+    assert first.genotype == genotype_from_params(asked.params).to_dict()
+    assert first.key == genotype_from_params(asked.params).key() and first.state == "RUNNING"
     done = controller.ask()
     controller.tell(done.number, TrialState.COMPLETE, [0.5])
     # A new driver finds trial 0 RUNNING: FAIL it and queue its configuration again.
@@ -252,7 +254,7 @@ def test_an_interrupted_ask_leaves_no_trial_running(tmp_path: Path,
     candidate = controller.ask()
     states = {t.number: t.state for t in controller.study.get_trials()}
     assert states == {0: TrialState.FAIL, 1: TrialState.RUNNING} and candidate.number == 1
-    assert len(candidate.trial.params) == 50
+    assert len(controller.study.trials[candidate.number].params) == 50
     controller.tell(candidate.number, TrialState.COMPLETE, [0.5])
     assert controller.running() == [] and controller.finished() == 1
 

@@ -162,7 +162,7 @@ def test_out_of_memory_fails_the_trial_frees_the_memory_and_the_next_trial_runs(
 
 def test_exported_module_matches_the_network_on_the_device(data: Cifar10,
                                                            tmp_path: Path) -> None:
-    from nas.export import export_model, load_generated
+    from nas.results.export import export_model, load_generated
     from workers.augment import normalize
 
     arch = get_arch("nasnet-a")
@@ -254,7 +254,7 @@ def test_transfer_with_ray_and_nccl_runs_an_epoch(tmp_path: Path,
         pytest.skip("on the CPU, tests/test_transfer.py runs this loop (gloo)")
     from test_transfer import link_subset
 
-    from nas.transfer import transfer
+    from nas.training.transfer import transfer
 
     monkeypatch.setenv("NAS_CACHE_DIR", str(tmp_path / "cache"))
     folder = link_subset(tmp_path / "imagenette", train=16, val=8)

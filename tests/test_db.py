@@ -13,7 +13,7 @@ from nas.db import (
     Database,
     DatabaseError,
     StudyExists,
-    TrialOutcome,
+    Trial,
     normalize_url,
     open_database,
     record_model,
@@ -77,18 +77,18 @@ def test_trials_epochs_and_leaderboard_records(db_url: str) -> None:
     key = genotype.key()
     arch = db.upsert_architecture(key, genotype.to_dict(), 1000, 2000, {"cells": 1})
     assert db.upsert_architecture(key, genotype.to_dict(), 1, 2, None) == arch
-    db.start_trial(search.search_id, 0, arch, 1000, 2000, seed=5)
+    db.start_trial(search.search_id, Trial(0, params=1000, mult_adds=2000, seed=5), arch)
     db.add_epochs(search.search_id, 0, [{"epoch": 1, "train_loss": 2.0, "val_accuracy": 0.3,
                                          "seconds": 1.5, "images_per_s": 100.0}])
-    db.finish_trial(search.search_id, 0, TrialOutcome(
-        "COMPLETE", values=[0.5], val_accuracy=0.5, duration_s=3.0, device="cpu",
-        epochs=[{"epoch": 1, "train_loss": 1.9, "val_accuracy": 0.31},
-                {"epoch": 2, "train_loss": float("nan"), "val_accuracy": 0.5}],
+    db.finish_trial(search.search_id, Trial(
+        0, "COMPLETE", values=[0.5], val_accuracy=0.5, duration_s=3.0, device="cpu",
+        epoch_rows=({"epoch": 1, "train_loss": 1.9, "val_accuracy": 0.31},
+                    {"epoch": 2, "train_loss": float("nan"), "val_accuracy": 0.5}),
     ))
-    db.start_trial(search.search_id, 1, arch, 1000, 2000, seed=6)
-    db.finish_trial(search.search_id, 1, TrialOutcome(
-        "COMPLETE", values=[0.5], val_accuracy=0.5, duplicate_of=0))
-    db.start_trial(search.search_id, 2, None, None, None, seed=7)
+    db.start_trial(search.search_id, Trial(1, params=1000, mult_adds=2000, seed=6), arch)
+    db.finish_trial(search.search_id, Trial(
+        1, "COMPLETE", values=[0.5], val_accuracy=0.5, duplicate_of=0))
+    db.start_trial(search.search_id, Trial(2, seed=7), None)
 
     trials = db.trials(search.search_id)
     assert [t.number for t in trials] == [0, 1, 2]
@@ -105,6 +105,35 @@ def test_trials_epochs_and_leaderboard_records(db_url: str) -> None:
     assert [t.number for t in db.trials(search.search_id, ["RUNNING"])] == [2]
     with pytest.raises(DatabaseError, match="never started"):
         db.add_epochs(search.search_id, 99, [{"epoch": 1}])
+    db.close()
+
+
+def test_a_trial_comes_back_as_the_driver_wrote_it(db_url: str) -> None:
+    """One record from dispatch to the database and back: what the driver fills in as the
+    trial moves (asked, costed, finished) is what `trials()` returns to the leaderboard
+    and a resume; only the database's clock and the epoch count are added."""
+    from dataclasses import replace
+
+    db = open_database(db_url)
+    search = _search(db)
+    genotype = PUBLISHED["nasnet-a"]
+    asked = Trial(3, key=genotype.key(), genotype=genotype.to_dict(), seed=11, retry_of=1)
+    costed = replace(asked, params=1000, mult_adds=2000)
+    arch = db.upsert_architecture(costed.key, costed.genotype, 1000, 2000, None)
+    db.start_trial(search.search_id, costed, arch)
+    assert replace(db.trial(search.search_id, 3), started_at=None) == costed
+    rows = ({"epoch": 1, "train_loss": 1.5, "val_accuracy": 0.4},
+            {"epoch": 2, "train_loss": 1.2, "val_accuracy": 0.45})
+    done = replace(costed, state="PRUNED", val_accuracy=0.45, latency_ms=2.5, duration_s=4.0,
+                   train_seconds=3.0, fit_seconds=2.5, worker_node="n1", device="cpu",
+                   error="pruned by the median pruner after epoch 2", epochs=len(rows),
+                   epoch_rows=rows)
+    db.finish_trial(search.search_id, done)
+    back = db.trial(search.search_id, 3)
+    assert back.started_at is not None and back.finished_at >= back.started_at
+    assert back.epoch_rows == () and [e.val_accuracy for e in db.epochs(search.search_id, 3)] \
+        == [0.4, 0.45]
+    assert replace(back, started_at=None, finished_at=None) == done  # epoch_rows not compared
     db.close()
 
 

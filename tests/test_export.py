@@ -25,8 +25,8 @@ from safetensors.torch import load_file, save_file
 
 import search_spaces.ops
 from nas.cli import main
-from nas.export import export_model, load_generated, module_name
 from nas.refs import resolve_ref
+from nas.results.export import export_model, load_generated, module_name
 from search_spaces import (
     OPS,
     Arch,

@@ -34,8 +34,8 @@ def test_the_blocker_blocks() -> None:
 
 def test_the_training_path_imports_without_the_service_packages() -> None:
     modules = ("search_spaces", "workers.train", "workers.trial", "workers.presets",
-               "workers.data", "workers.imagefolder", "workers.checkpoint", "nas.export",
-               "nas.transfer")
+               "workers.data", "workers.imagefolder", "workers.checkpoint", "nas.results.export",
+               "nas.training.transfer")
     done = run([sys.executable, "-c", f"import {', '.join(modules)}"])
     assert done.returncode == 0, done.stderr
 

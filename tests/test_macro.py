@@ -17,7 +17,7 @@ from faults.faultkit import run_bad_input
 from test_search import TINY, run_cli, tiny
 
 from nas.db import open_database
-from nas.search import run_search
+from nas.search.driver import run_search
 from search_spaces import PUBLISHED
 from search_spaces.space import params_from_genotype, sample_genotype
 from workers.throughput import LatencyTable

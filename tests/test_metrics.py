@@ -33,7 +33,7 @@ METRIC = r"\bray_nas_\w+"
 
 
 def exported_metrics() -> dict[str, str]:
-    """Prometheus name -> kind of every metric nas/monitor.py defines, read from its source.
+    """Prometheus name -> kind of every metric nas/search/monitor.py defines, read from its source.
 
     Ray exports a custom metric `x` as `ray_x`, and a counter as `ray_x_total` (checked
     against a real Prometheus by the slow test below).

@@ -11,7 +11,7 @@ import pytest
 from faults.faultkit import write_config
 from rich.console import Console
 
-from nas.monitor import LiveView, PlainView, echo, progress_line, progress_view
+from nas.search.monitor import LiveView, PlainView, echo, progress_line, progress_view
 
 
 class Clock:
@@ -106,8 +106,8 @@ def test_a_search_on_a_terminal_shows_the_running_trial(
 ) -> None:
     """The real loop drives the view: a 1-trial search with stderr taken as a terminal shows
     the trial while it runs, then its finished line and the best so far."""
-    from nas.config import make_config
-    from nas.search import run_search
+    from nas.search.config import make_config
+    from nas.search.driver import run_search
 
     monkeypatch.setenv("FORCE_COLOR", "1")
     config = make_config(write_config(tmp_path / "tiny.json"), study="live", trials=1,

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from nas.cli import main
-from nas.config import SearchConfig
-from nas.search import require_gpus, resolve_settings
+from nas.search.config import SearchConfig
+from nas.search.driver import require_gpus, resolve_settings
 from workers.presets import PRESETS, require_hardware
 from workers.train import TrainConfig, TrainError, resolve_device
 

@@ -98,7 +98,7 @@ def test_the_console_check_sees_a_broken_page(tmp_path: Path) -> None:
 def test_text_from_the_database_is_escaped(study: dict[str, Any], tmp_path: Path) -> None:
     """A config value with markup in it (a YAML file may hold anything) comes out as text."""
     from nas.db import open_database
-    from nas.report import render_report
+    from nas.results.report import render_report
 
     db = open_database(study["url"], create=False)
     try:

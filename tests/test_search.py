@@ -19,9 +19,9 @@ import pytest
 from test_export import export_and_compare
 
 from nas.cli import main
-from nas.config import make_config
 from nas.db import host_name, open_database
-from nas.search import SearchFailed, run_search
+from nas.search.config import make_config
+from nas.search.driver import SearchFailed, run_search
 from search_spaces import PUBLISHED, Genotype
 
 # Tiny but real: 1 cell per stack at F=24, a few optimizer steps on a few hundred images.
@@ -124,7 +124,7 @@ def test_second_driver_on_a_live_study_refuses(
 
 def test_worker_is_a_pure_function_of_its_inputs(cifar_dir: Path) -> None:
     """Same genotype, settings, seed and data: same result; a broken candidate: FAIL text."""
-    from nas.search import for_trial, load_data, resolve_settings
+    from nas.search.driver import for_trial, load_data, resolve_settings
     from workers.trial import TrialSpec, run_trial
 
     config = tiny("pure", cifar_dir)
@@ -154,7 +154,7 @@ def _dashboard_tasks(found: set[str], stop: threading.Event) -> None:
         get_auth_headers_if_auth_enabled,
     )
 
-    from nas.dispatch import dashboard_url
+    from nas.search.dispatch import dashboard_url
 
     url = f"{dashboard_url()}/api/v0/tasks?limit=1000"
     headers = get_auth_headers_if_auth_enabled({})
@@ -258,7 +258,7 @@ def test_cost_limits_prune_before_any_worker(
     assert summary.states == {"PRUNED": 3}
     from ray.util.state import list_tasks
 
-    from nas.dispatch import gcs_address
+    from nas.search.dispatch import gcs_address
 
     never = list_tasks(address=gcs_address(), filters=[("name", "=", "trial-cost-0")])
     assert never == []  # never dispatched
@@ -286,3 +286,62 @@ def test_training_errors_fail_the_trial_with_the_reason(
     assert "non-finite loss" in trials[0].error
     assert search.status == "failed" and search.driver_token is None
     db.close()
+
+
+# -- a duplicate asked while its original still trains: parked, then resolved -----------------
+
+
+def _twins(url: str, study: str) -> None:
+    """The study's first two trials are the same genotype, so the second is asked while the
+    first trains (the session cluster has 2 CPUs: two trials at once)."""
+    import random
+
+    from nas.search.samplers import search_space
+
+    rng = random.Random(7)
+    params = {name: rng.choice(d.choices) for name, d in search_space().items()}
+    study_ = optuna.create_study(storage=url, study_name=study, direction="maximize")
+    study_.enqueue_trial(params)
+    study_.enqueue_trial(params)
+
+
+def _task_names(study: str) -> set[str]:
+    from ray.util.state import list_tasks
+
+    from nas.search.dispatch import gcs_address
+
+    return {t.name for t in list_tasks(address=gcs_address(), limit=10_000)
+            if t.name.startswith(f"trial-{study}-")}
+
+
+def test_a_parked_duplicate_reuses_the_result_of_its_running_twin(
+    ray_cluster: None, cifar_dir: Path, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    _twins(url, "twins")
+    summary = run_search(tiny("twins", cifar_dir, trials=2, sampler="random"), url, resume=True)
+    assert summary.states == {"COMPLETE": 2}
+    db = open_database(url)
+    original, twin = db.trials(db.search("twins").search_id)
+    db.close()
+    assert (twin.duplicate_of, twin.key, twin.epochs) == (original.number, original.key, 0)
+    assert twin.val_accuracy == original.val_accuracy and twin.values == original.values
+    assert twin.duration_s == 0.0 and original.epochs == 1 and original.duplicate_of is None
+    assert _task_names("twins") == {"trial-twins-0"}  # the twin never reached Ray
+
+
+def test_a_parked_duplicate_trains_itself_when_its_twin_fails(
+    ray_cluster: None, cifar_dir: Path, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    _twins(url, "twinfail")
+    config = tiny("twinfail", cifar_dir, trials=2, sampler="random",
+                  train={**TINY["train"], "lr": 1e30})  # diverges: every trial FAILs
+    with pytest.raises(SearchFailed, match="trials failed"):
+        run_search(config, url, resume=True)
+    db = open_database(url)
+    original, twin, *_ = db.trials(db.search("twinfail").search_id)
+    db.close()
+    assert original.key == twin.key and twin.duplicate_of is None
+    assert all(t.state == "FAIL" and "non-finite loss" in t.error for t in (original, twin))
+    assert {"trial-twinfail-0", "trial-twinfail-1"} <= _task_names("twinfail")

@@ -12,7 +12,7 @@ from conftest import shared_data
 
 from nas.cli import main
 from nas.errors import BadInput
-from nas.transfer import plan_transfer
+from nas.training.transfer import plan_transfer
 from search_spaces import Arch, Genotype, get_arch
 from workers.augment import center_crop, random_resized_crop
 from workers.checkpoint import load_checkpoint
@@ -184,7 +184,7 @@ def test_gpus_where_there_are_none(subset: Path, capsys: pytest.CaptureFixture[s
 def test_gpus_beyond_the_cluster(ray_cluster: None) -> None:
     import ray
 
-    from nas.transfer import check_resources
+    from nas.training.transfer import check_resources
 
     gpus = ray.cluster_resources().get("GPU", 0)
     with pytest.raises(BadInput, match="GPUs; the Ray cluster has"):

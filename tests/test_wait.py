@@ -17,8 +17,8 @@ from sqlalchemy.pool import NullPool
 
 from nas.cli import main
 from nas.db.retry import backoff, permanent, transient
+from nas.db.wait import DatabaseUnavailable, wait_for_database
 from nas.errors import BadInput
-from nas.wait import DatabaseUnavailable, wait_for_database
 
 PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 

@@ -82,31 +82,48 @@ class SearchRecord:
 
 
 @dataclass(frozen=True)
-class TrialRecord:
+class Trial:
+    """One trial, in the one shape it has from Optuna's ask to our row and back.
+
+    The driver fills it in as the trial moves, with `dataclasses.replace`: asked (number,
+    key, genotype, seed, retry_of, N@F), costed (params, mult_adds), started (started_at),
+    finished (state, values, metrics, error or duplicate_of, epochs). `start_trial` and
+    `finish_trial` write it; `trials()` reads it back for the leaderboard and a resume.
+    """
+
     number: int
-    state: str
-    key: str | None
-    genotype: dict[str, Any] | None
-    values: list[float] | None
-    val_accuracy: float | None
-    params: int | None
-    mult_adds: int | None
-    latency_ms: float | None
-    duration_s: float | None
-    train_seconds: float | None
-    worker_node: str | None
-    device: str | None
-    seed: int | None
-    error: str | None
-    duplicate_of: int | None
-    retry_of: int | None
-    started_at: datetime
-    finished_at: datetime | None
-    epochs: int = 0  # how many epoch rows the trial has
-    fit_seconds: float | None = None  # how many epoch rows the trial has
-    cells: int | None = None  # N of the trial's network (None: written before 0004)
+    state: str = "RUNNING"  # one of STATES
+    key: str | None = None
+    genotype: dict[str, Any] | None = None
+    seed: int | None = None
+    retry_of: int | None = None  # the trial a dead driver left, which this one re-runs
+    params: int | None = None
+    mult_adds: int | None = None
+    values: list[float] | None = None  # what Optuna is told (COMPLETE only)
+    val_accuracy: float | None = None
+    latency_ms: float | None = None
+    duration_s: float | None = None
+    train_seconds: float | None = None
+    fit_seconds: float | None = None
+    worker_node: str | None = None
+    device: str | None = None
+    error: str | None = None  # why it failed or was pruned
+    duplicate_of: int | None = None  # the trial whose result this one reuses
+    epochs: int = 0  # epochs trained
+    cells: int | None = None  # N of the trial's network (None: a row from before 0004)
     filters: int | None = None  # F of the trial's network
-    est_images_per_s: float | None = None  # the pre-filter's estimate (None: not estimated)
+    est_images_per_s: float | None = None  # the throughput pre-filter's estimate, if any
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    # The epoch rows a worker sent back with its result, written by `finish_trial`;
+    # `trials()` leaves it empty (read them with `epochs()`).
+    epoch_rows: tuple[dict[str, Any], ...] = field(default=(), compare=False, repr=False)
+
+    @property
+    def identity(self) -> str | None:
+        """What dedupe compares: the cell's key at its N@F (the same cell at another size is
+        another candidate); None without a key."""
+        return None if self.key is None else f"{self.key}@{self.cells}x{self.filters}"
 
 
 @dataclass(frozen=True)
@@ -136,24 +153,6 @@ class ModelRecord:
     card: dict[str, Any] | None = None  # workers.card.ModelCard.to_dict(); None: written before
 
 
-@dataclass(frozen=True)
-class TrialOutcome:
-    """What the driver writes when a trial ends."""
-
-    state: str
-    values: list[float] | None = None
-    val_accuracy: float | None = None
-    latency_ms: float | None = None
-    duration_s: float | None = None
-    train_seconds: float | None = None
-    fit_seconds: float | None = None
-    worker_node: str | None = None
-    device: str | None = None
-    error: str | None = None
-    duplicate_of: int | None = None
-    epochs: list[dict[str, Any]] = field(default_factory=list)
-
-
 def _search(row: SearchRow) -> SearchRecord:
     return SearchRecord(
         row.search_id, row.name, row.config_json, row.seed, row.package_version,
@@ -162,8 +161,8 @@ def _search(row: SearchRow) -> SearchRecord:
     )
 
 
-def _trial(row: TrialRow, arch: ArchitectureRow | None, epochs: int) -> TrialRecord:
-    return TrialRecord(
+def _trial(row: TrialRow, arch: ArchitectureRow | None, epochs: int) -> Trial:
+    return Trial(
         number=row.number, state=row.state, key=arch.key if arch else None,
         genotype=arch.genotype_json if arch else None, values=row.values_json,
         val_accuracy=row.val_accuracy, params=row.params, mult_adds=row.mult_adds,
@@ -351,55 +350,46 @@ class Database:
                     raise
                 return found
 
-    def start_trial(
-        self, search_id: int, number: int, architecture_id: int | None, params: int | None,
-        mult_adds: int | None, seed: int | None, retry_of: int | None = None,
-        cells: int | None = None, filters: int | None = None,
-    ) -> None:
-        """Record a trial as RUNNING (or reset a stale row of the same number to RUNNING) with
-        the N@F its network is built at."""
+    def start_trial(self, search_id: int, trial: Trial, architecture_id: int | None) -> None:
+        """Record `trial` as RUNNING with its cost, seed and retry_of (or reset a stale row of
+        the same number to RUNNING); `architecture_id` links its key and genotype."""
         with self.session() as s:
             row = s.scalar(select(TrialRow).where(
-                TrialRow.search_id == search_id, TrialRow.number == number))
+                TrialRow.search_id == search_id, TrialRow.number == trial.number))
             if row is None:
-                row = TrialRow(search_id=search_id, number=number)
+                row = TrialRow(search_id=search_id, number=trial.number)
                 s.add(row)
             row.architecture_id = architecture_id
             row.state = "RUNNING"
-            row.params, row.mult_adds, row.seed, row.retry_of = params, mult_adds, seed, retry_of
-            row.cells, row.filters = cells, filters
+            row.params, row.mult_adds = trial.params, trial.mult_adds
+            row.seed, row.retry_of = trial.seed, trial.retry_of
+            row.cells, row.filters = trial.cells, trial.filters
             row.started_at = now()
             row.finished_at = None
 
-    def note_estimate(self, search_id: int, number: int, images_per_s: float) -> None:
-        """Store the throughput pre-filter's estimate of a started trial."""
+    def finish_trial(self, search_id: int, trial: Trial) -> None:
+        """Write a trial's end state, metrics and epoch rows in one transaction (what
+        `start_trial` wrote, its cost and seed, stays)."""
         with self.session() as s:
+            number = trial.number
             row = s.scalar(select(TrialRow).where(
                 TrialRow.search_id == search_id, TrialRow.number == number))
             if row is None:
                 raise DatabaseError(f"trial {number} of search {search_id} was never started")
-            row.est_images_per_s = images_per_s
-
-    def finish_trial(self, search_id: int, number: int, outcome: TrialOutcome) -> None:
-        """Write a trial's end state, metrics and epochs in one transaction."""
-        with self.session() as s:
-            row = s.scalar(select(TrialRow).where(
-                TrialRow.search_id == search_id, TrialRow.number == number))
-            if row is None:
-                raise DatabaseError(f"trial {number} of search {search_id} was never started")
-            row.state = outcome.state
-            row.values_json = outcome.values
-            row.val_accuracy = outcome.val_accuracy
-            row.latency_ms = outcome.latency_ms
-            row.duration_s = outcome.duration_s
-            row.train_seconds = outcome.train_seconds
-            row.fit_seconds = outcome.fit_seconds
-            row.worker_node = outcome.worker_node
-            row.device = outcome.device
-            row.error = outcome.error
-            row.duplicate_of = outcome.duplicate_of
+            row.state = trial.state
+            row.values_json = trial.values
+            row.val_accuracy = trial.val_accuracy
+            row.latency_ms = trial.latency_ms
+            row.duration_s = trial.duration_s
+            row.train_seconds = trial.train_seconds
+            row.fit_seconds = trial.fit_seconds
+            row.worker_node = trial.worker_node
+            row.device = trial.device
+            row.error = trial.error
+            row.duplicate_of = trial.duplicate_of
+            row.est_images_per_s = trial.est_images_per_s
             row.finished_at = now()
-            _upsert_epochs(s, row.search_trial_id, outcome.epochs)
+            _upsert_epochs(s, row.search_trial_id, trial.epoch_rows)
             faults.point("db-write")  # the reliability suite's "killed mid-transaction"
 
     def add_epochs(self, search_id: int, number: int, epochs: Sequence[dict[str, Any]]) -> None:
@@ -411,7 +401,7 @@ class Database:
                 raise DatabaseError(f"trial {number} of search {search_id} was never started")
             _upsert_epochs(s, trial_id, epochs)
 
-    def trials(self, search_id: int, states: Sequence[str] | None = None) -> list[TrialRecord]:
+    def trials(self, search_id: int, states: Sequence[str] | None = None) -> list[Trial]:
         """A search's trials in number order, with key, genotype and epoch count."""
         counts = (
             select(EpochRow.search_trial_id, func.count().label("n"))
@@ -430,7 +420,7 @@ class Database:
         with self.session() as s:
             return [_trial(t, a, n or 0) for t, a, n in s.execute(query)]
 
-    def trial(self, search_id: int, number: int) -> TrialRecord | None:
+    def trial(self, search_id: int, number: int) -> Trial | None:
         return next((t for t in self.trials(search_id) if t.number == number), None)
 
     def epochs(self, search_id: int, number: int) -> list[EpochRecord]:
@@ -455,7 +445,7 @@ class Database:
             )
             return {state: n for state, n in rows}
 
-    def best_trial(self, search_id: int) -> TrialRecord | None:
+    def best_trial(self, search_id: int) -> Trial | None:
         """The COMPLETE trial with the highest validation accuracy (lowest number on ties)."""
         done = [t for t in self.trials(search_id, ["COMPLETE"]) if t.val_accuracy is not None]
         return max(done, key=lambda t: (t.val_accuracy, -t.number), default=None)
@@ -744,8 +734,7 @@ __all__ = [
     "ModelRecord",
     "SearchRecord",
     "StudyExists",
-    "TrialOutcome",
-    "TrialRecord",
+    "Trial",
     "host_name",
     "normalize_url",
     "open_database",

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, event
 
-from nas.db import TrialRecord, open_database
+from nas.db import Trial, open_database
 
 # Tiny but real networks: 1 cell per stack at F=24 on a few hundred CIFAR-10 images.
 TINY_NETWORK = {"cells": 1, "filters": 24}
@@ -57,7 +57,7 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str,
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def study_trials(url: str, study: str) -> list[TrialRecord]:
+def study_trials(url: str, study: str) -> list[Trial]:
     db = open_database(url)
     try:
         search = db.search(study)
@@ -82,7 +82,7 @@ def optuna_states(url: str, study: str) -> dict[str, int]:
     return counts
 
 
-def check_consistent(url: str, study: str, finished: int) -> list[TrialRecord]:
+def check_consistent(url: str, study: str, finished: int) -> list[Trial]:
     """The invariants every fault must leave intact: exactly `finished` COMPLETE/PRUNED
     trials, none RUNNING (ours or Optuna's), unique numbers, no key trained twice."""
     trials = study_trials(url, study)

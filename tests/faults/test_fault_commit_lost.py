@@ -14,7 +14,7 @@ import pytest
 from faultkit import commit_acknowledgement_lost
 from sqlalchemy import func, select
 
-from nas.db import Database, StudyExists, TrialOutcome, open_database
+from nas.db import Database, StudyExists, Trial, open_database
 from nas.db.models import ArchitectureRow
 from nas.db.retry import is_retried
 
@@ -99,13 +99,13 @@ def _upsert_architecture(db: Database, sid: int) -> None:
 
 
 def _start_trial(db: Database, sid: int) -> None:
-    db.start_trial(sid, 1, None, None, None, seed=2)
+    db.start_trial(sid, Trial(1, seed=2), None)
     assert [(t.number, t.state) for t in db.trials(sid)] == [(0, "RUNNING"), (1, "RUNNING")]
 
 
 def _finish_trial(db: Database, sid: int) -> None:
-    db.finish_trial(sid, 0, TrialOutcome("COMPLETE", values=[0.5], val_accuracy=0.5,
-                                         epochs=[{"epoch": 1, "val_accuracy": 0.5}]))
+    db.finish_trial(sid, Trial(0, "COMPLETE", values=[0.5], val_accuracy=0.5, epochs=1,
+                               epoch_rows=({"epoch": 1, "val_accuracy": 0.5},)))
     (trial,) = db.trials(sid)
     assert (trial.state, trial.val_accuracy, trial.epochs) == ("COMPLETE", 0.5, 1)
 
@@ -133,7 +133,7 @@ def test_every_write_has_a_lost_acknowledgement_case() -> None:
 def test_other_writes_after_a_lost_acknowledgement(db: Database, write: str) -> None:
     search = _create(db)
     arch = db.upsert_architecture("key-0", {"cell": 1}, 1, 2, None)
-    db.start_trial(search.search_id, 0, arch, 1, 2, seed=1)
+    db.start_trial(search.search_id, Trial(0, params=1, mult_adds=2, seed=1), arch)
     with commit_acknowledgement_lost(db.engine) as fired:
         OTHER_WRITES[write](db, search.search_id)
     assert fired, "the fault never fired"

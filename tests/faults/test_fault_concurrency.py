@@ -12,15 +12,16 @@ from __future__ import annotations
 import multiprocessing
 import time
 import traceback
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 from faultkit import check_consistent, driver, record, write_config
 
-from nas.config import make_config
-from nas.controller import Controller
-from nas.db import TrialOutcome, host_name, open_database
+from nas.db import host_name, open_database
+from nas.search.config import make_config
+from nas.search.controller import Controller
 
 PROCESSES = 4
 TRIALS_EACH = 25
@@ -36,17 +37,19 @@ def _hammer(url: str, worker: int, count: int, results: Any) -> None:
         controller = Controller(db.url, make_config(study="race", sampler="random"), 1)
         numbers = []
         for i in range(count):
-            candidate = controller.ask()
-            key = f"{candidate.key}-{worker}-{i}"  # distinct rows, the real genotype
-            arch = db.upsert_architecture(key, candidate.genotype.to_dict(), 1000, 2000, None)
-            db.start_trial(search.search_id, candidate.number, arch, 1000, 2000, candidate.seed)
+            trial = controller.ask()
+            key = f"{trial.key}-{worker}-{i}"  # distinct rows, the real genotype
+            arch = db.upsert_architecture(key, trial.genotype, 1000, 2000, None)
+            trial = replace(trial, params=1000, mult_adds=2000)
+            db.start_trial(search.search_id, trial, arch)
             epoch = {"epoch": 1, "train_loss": 1.0, "val_accuracy": 0.5, "seconds": 0.01,
                      "images_per_s": 1.0}
-            db.add_epochs(search.search_id, candidate.number, [epoch])
-            db.finish_trial(search.search_id, candidate.number, TrialOutcome(
-                "COMPLETE", values=[0.5], val_accuracy=0.5, duration_s=0.01, epochs=[epoch]))
-            controller.tell(candidate.number, TrialState.COMPLETE, [0.5])
-            numbers.append(candidate.number)
+            db.add_epochs(search.search_id, trial.number, [epoch])
+            db.finish_trial(search.search_id, replace(
+                trial, state="COMPLETE", values=[0.5], val_accuracy=0.5, duration_s=0.01,
+                epochs=1, epoch_rows=(epoch,)))
+            controller.tell(trial.number, TrialState.COMPLETE, [0.5])
+            numbers.append(trial.number)
         db.close()
         results.put((worker, numbers, None))
     except BaseException:
@@ -122,7 +125,7 @@ def test_four_drivers_share_one_database_and_one_cluster(
 ) -> None:
     """Four `nas search` processes, four studies, one database, one Ray cluster, at once:
     each study ends with exactly its trials, and no driver sees a locking error."""
-    from nas.dispatch import gcs_address
+    from nas.search.dispatch import gcs_address
 
     config = write_config(tmp_path / "search.json")
     studies = [f"c{i}" for i in range(PROCESSES)]

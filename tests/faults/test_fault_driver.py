@@ -42,7 +42,7 @@ N = 7
 ])
 def test_driver_killed_then_resumed(point: str, sampler: str, ray_cluster: None,
                                     cifar_dir: Path, tmp_path: Path) -> None:
-    from nas.dispatch import gcs_address
+    from nas.search.dispatch import gcs_address
 
     url = f"sqlite:///{tmp_path / 'nas.db'}"
     config = write_config(tmp_path / "search.json")

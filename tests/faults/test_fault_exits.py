@@ -41,7 +41,7 @@ def test_a_trial_no_node_can_run_is_exit_2_on_a_fixed_cluster(
 def test_a_growable_cluster_waits_bounded_by_timeout(
         ray_cluster: None, cifar_dir: Path, tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
-    from nas.dispatch import gcs_address
+    from nas.search.dispatch import gcs_address
 
     url = f"sqlite:///{tmp_path / 'nas.db'}"
     config = write_config(tmp_path / "search.json")
@@ -52,7 +52,8 @@ def test_a_growable_cluster_waits_bounded_by_timeout(
     assert code == 1, err
     assert "waiting for the cluster to grow" in err and "--timeout reached" in err, err
     trials = study_trials(url, "grow")
-    assert trials and all(t.state == "FAIL" for t in trials), [(t.state, t.error) for t in trials]
+    # a trial sent before the deadline is FAILed; under load the deadline may come first
+    assert all(t.state == "FAIL" for t in trials), [(t.state, t.error) for t in trials]
     assert optuna_states(url, "grow").get("RUNNING", 0) == 0
 
 

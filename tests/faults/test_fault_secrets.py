@@ -132,7 +132,7 @@ def _listening(port: int) -> list[str]:
 
 
 def test_dashboard_is_local_and_needs_its_token(ray_cluster: None) -> None:
-    from nas.dispatch import dashboard_url
+    from nas.search.dispatch import dashboard_url
 
     url = dashboard_url()
     port = int(url.rsplit(":", 1)[1].split("/")[0])

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from faultkit import TINY_NETWORK, check_consistent, driver, record, study_trials, write_config
 
-from nas.config import make_config
-from nas.search import SearchFailed, run_search
+from nas.search.config import make_config
+from nas.search.driver import SearchFailed, run_search
 
 
 def tiny(study: str, cifar_dir: Path, trials: int, **over: Any):
@@ -30,7 +30,7 @@ def tiny(study: str, cifar_dir: Path, trials: int, **over: Any):
 def _tasks(name: str) -> list[Any]:
     from ray.util.state import list_tasks
 
-    from nas.dispatch import gcs_address
+    from nas.search.dispatch import gcs_address
 
     return list_tasks(address=gcs_address(), filters=[("name", "=", name)], detail=True)
 

@@ -124,7 +124,7 @@ class EpochBroker:
     """Holds workers' epoch reports until the driver answers; records the search metrics."""
 
     def __init__(self, study: str) -> None:
-        from nas.monitor import SearchMetrics
+        from nas.search.monitor import SearchMetrics
 
         self.metrics = SearchMetrics(study)
         self.pending: dict[int, tuple[int, dict[str, Any]]] = {}

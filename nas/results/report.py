@@ -18,9 +18,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from nas.db import STATES, Database, SearchRecord, TrialRecord
+from nas.db import STATES, Database, SearchRecord, Trial
 from nas.errors import BadInput
-from nas.monitor import human
+from nas.search.monitor import human
 
 TOP = 5  # leaderboard rows drawn with their cells
 DIAGRAM_CLASS = "cell-diagram"  # one <figure> of this class per drawn cell (the test counts them)
@@ -68,7 +68,7 @@ def write_report(db: Database, search: SearchRecord, out: Path, storage: str) ->
 
 def render_report(db: Database, search: SearchRecord, storage: str) -> str:
     """The whole page as one string."""
-    from nas.compare import compare_rows
+    from nas.results.compare import compare_rows
 
     trials = db.trials(search.search_id)
     counts = db.state_counts(search.search_id)
@@ -147,7 +147,7 @@ def _inline(svg: str) -> str:
     return svg[svg.index("<svg"):]
 
 
-def _curve(search: SearchRecord, trials: Sequence[TrialRecord]) -> str:
+def _curve(search: SearchRecord, trials: Sequence[Trial]) -> str:
     """Each finished trial's validation accuracy at the time it ended, and the best so far."""
     import matplotlib
 
@@ -184,15 +184,15 @@ def _curve(search: SearchRecord, trials: Sequence[TrialRecord]) -> str:
     return f'<div class="plot">{_svg(fig)}</div>'
 
 
-def leaderboard_rows(trials: Sequence[TrialRecord], top: int = TOP) -> list[TrialRecord]:
+def leaderboard_rows(trials: Sequence[Trial], top: int = TOP) -> list[Trial]:
     """The same order as `nas leaderboard`: COMPLETE by validation accuracy, then PRUNED."""
     done = [t for t in trials if t.state in ("COMPLETE", "PRUNED")]
     done.sort(key=lambda t: (t.state != "COMPLETE", -(t.val_accuracy or 0.0), t.number))
     return done[:top]
 
 
-def _leaderboard(trials: Sequence[TrialRecord]) -> str:
-    from nas.diagram import genotype_svg
+def _leaderboard(trials: Sequence[Trial]) -> str:
+    from nas.results.diagram import genotype_svg
     from search_spaces import Genotype
 
     rows = leaderboard_rows(trials)
@@ -221,7 +221,7 @@ def _leaderboard(trials: Sequence[TrialRecord]) -> str:
 
 def _models(rows: Sequence[dict[str, Any]]) -> str:
     """The comparison table and the accuracy-vs-mult-adds plot, when models were trained."""
-    from nas.compare import plot_compare
+    from nas.results.compare import plot_compare
 
     if not rows:
         return ('<p class="empty">no trained models in this database yet: run `nas train '

@@ -2,7 +2,7 @@
 
 It owns everything Optuna: sampling, telling results, pruning answers, and putting a dead
 driver's RUNNING trials back in the queue. It never trains and never writes our tables;
-`nas.search` does that as the one writer.
+`nas.search.driver` does that as the one writer.
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ from typing import Any
 
 import optuna
 import torch
-from optuna.trial import Trial, TrialState
+from optuna.trial import TrialState
 
-from nas.config import SearchConfig
 from nas.db.retry import retry_methods
-from nas.samplers import make_pruner, make_sampler, search_space
+from nas.db.store import Trial
+from nas.search.config import SearchConfig
+from nas.search.samplers import make_pruner, make_sampler, search_space
 from search_spaces import Genotype, NetworkConfig, build_network, count_cost, genotype_from_params
 
 RETRY_OF = "retry_of"  # user attribute: the number of the crashed trial a trial re-runs
@@ -58,38 +59,6 @@ def cost_violation(cost: Cost, config: SearchConfig) -> str | None:
     return None
 
 
-def identity(genotype_key: str, cells: int | None, filters: int | None) -> str:
-    """What dedupe compares: the cell's key at its N@F (the same cell at another size is
-    another candidate)."""
-    return f"{genotype_key}@{cells}x{filters}"
-
-
-@dataclass
-class Candidate:
-    """One asked trial: its Optuna handle, the genotype its 50 decisions spell, and the
-    network size N@F (sampled when the search has macro choices, else the preset's)."""
-
-    trial: Trial
-    genotype: Genotype
-    seed: int
-    retry_of: int | None
-    cells: int | None = None  # None: a controller without macro choices (tests)
-    filters: int | None = None
-
-    @property
-    def number(self) -> int:
-        return self.trial.number
-
-    @property
-    def key(self) -> str:
-        return identity(self.genotype.key(), self.cells, self.filters)
-
-    def network(self, base: dict[str, Any]) -> dict[str, Any]:
-        """The search's network settings at this candidate's N@F."""
-        size = {"cells": self.cells, "filters": self.filters}
-        return {**base, **{k: v for k, v in size.items() if v is not None}}
-
-
 class Controller:
     """One study (same name as the search) in the shared database."""
 
@@ -119,13 +88,16 @@ class Controller:
                 f"the config asks for {list(config.objectives)}"
             )
         self._half_asked: int | None = None  # a trial created, its decisions not all written
+        self._asked: dict[int, optuna.trial.Trial] = {}  # Optuna's handles, until told
 
     @property
     def multi_objective(self) -> bool:
         return len(self.config.objectives) > 1
 
-    def ask(self) -> Candidate:
-        """Sample the next candidate (a queued retry first, if any).
+    def ask(self) -> Trial:
+        """Sample the next trial (a queued retry first, if any): its number, the genotype its
+        50 decisions spell, its N@F (sampled, else the fixed one), its seed and the trial it
+        re-runs.
 
         Optuna creates the trial (RUNNING) before it writes the 50 decisions, one at a
         time; a database that goes away in between leaves a RUNNING trial nobody holds.
@@ -141,16 +113,20 @@ class Controller:
             trial.suggest_categorical(name, distribution.choices)
         self._half_asked = None
         genotype = genotype_from_params(trial.params)
-        retry_of = trial.user_attrs.get(RETRY_OF)
-        size = {name: int(trial.params.get(name, values[0]))
+        self._asked[trial.number] = trial
+        size = {name: int(trial.params.get(name, values[0]))  # sampled, else the fixed value
                 for name, values in self.macro.items()}
-        return Candidate(trial, genotype, trial_seed(self.config.seed, trial.number), retry_of,
-                         size.get("cells"), size.get("filters"))
+        return Trial(trial.number, key=genotype.key(), genotype=genotype.to_dict(),
+                     seed=trial_seed(self.config.seed, trial.number),
+                     retry_of=trial.user_attrs.get(RETRY_OF), cells=size.get("cells"),
+                     filters=size.get("filters"))
 
-    def report(self, trial: Trial, epoch: int, val_accuracy: float) -> bool:
-        """Report an epoch's validation accuracy; True if the pruner says stop."""
+    def report(self, number: int, epoch: int, val_accuracy: float) -> bool:
+        """Report an epoch's validation accuracy of asked trial `number`; True if the pruner
+        says stop."""
         if self.multi_objective:
             return False
+        trial = self._asked[number]
         trial.report(val_accuracy, epoch)
         return trial.should_prune()
 
@@ -165,6 +141,7 @@ class Controller:
             self.study.tell(number, values, skip_if_finished=True)
         else:
             self.study.tell(number, state=state, skip_if_finished=True)
+        self._asked.pop(number, None)
 
     def _fail_half_asked(self, number: int) -> None:
         frozen = self.storage.get_trial(self._trial_id(number))

@@ -2,7 +2,7 @@
 
 What gets written into the output directory, and why it looks the way it does:
 
-- `<name>.py` is rendered from `nas/_export_template.py.txt`: readable source with the
+- `<name>.py` is rendered from `nas/results/_export_template.py.txt`: readable source with the
   genotype written in as data (`GENOTYPE`, a dict of tuples) and one generic cell class, not
   cells unrolled into code. It states its input: `MEAN`, `STD` (0..255 scale), `IMAGE_SIZE`,
   `CLASSES` (from the checkpoint's model card; without weights, the layout's training

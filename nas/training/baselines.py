@@ -164,7 +164,7 @@ def run_imagenet_baselines(
     **options: Any,
 ) -> tuple[list[dict[str, Any]], str]:
     """Each baseline through `nas transfer`'s Ray Train loop under one transfer preset."""
-    from nas.transfer import plan_transfer, run_transfer
+    from nas.training.transfer import plan_transfer, run_transfer
     from workers.presets import get_transfer_preset
 
     first = plan_transfer(get_arch(names[0]), data, preset=preset, **options)
@@ -215,7 +215,7 @@ def run_cifar_baselines(
     widths, text = resolve_widths(rule, names, "cifar", 32, 10, preset_width=1.0,
                                   reference=reference, storage=storage)
     from nas.preflight import check_out_dir, check_storage
-    from nas.train_cmd import build_settings, check_hardware, cost_of, train_config
+    from nas.training.train import build_settings, check_hardware, cost_of, train_config
     from workers.data import DataError, load_cifar10
 
     # bad flags and a gpu- preset without a GPU fail before the data loads
@@ -252,7 +252,7 @@ def train_cifar(
 ) -> dict[str, Any]:
     """One baseline exactly as `nas train` runs a chosen model — the preset's TrainConfig,
     CIFAR-10's 50,000 training images, the 10,000 test images — at width `width`."""
-    from nas.train_cmd import run_train
+    from nas.training.train import run_train
 
     return run_train(arch_name, preset=preset.name, data=data, out=out, storage=storage,
                      on_epoch=on_epoch, width=width, record_kind="baseline", cifar=cifar,

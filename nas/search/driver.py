@@ -1,7 +1,8 @@
 """The search driver: the one process that writes the database while Ray workers train.
 
 Flow per trial: ask Optuna -> genotype -> cost check on the meta device (violators are
-PRUNED here) -> dedupe by key (a key already trained reuses that result) -> Ray task
+PRUNED here) -> dedupe by the cell's key at its N@F (one already trained reuses that
+result) -> throughput pre-filter (a candidate too slow for its first rung is PRUNED) -> Ray task
 `trial-<study>-<n>` -> epoch reports (stored, pruner asked) -> result -> our tables, then
 Optuna's `tell`. Our row is written before Optuna's, so a driver killed in between is
 reconciled from our row on `--resume`.
@@ -18,28 +19,29 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from optuna.trial import TrialState
 
-from nas.config import SearchConfig, resume_config
-from nas.controller import Candidate, Controller, cost_violation, identity, network_cost
 from nas.db import (
     Database,
     DatabaseError,
     SearchRecord,
     StudyExists,
-    TrialOutcome,
+    Trial,
     host_name,
     lock_holder,
     open_database,
     package_version,
 )
 from nas.errors import BadInput, Terminated, by_sigterm, note_sigterm
-from nas.monitor import PlainView, echo, metrics_line, progress_line, progress_view
-from search_spaces import ConfigError, GenotypeError, NetworkConfig
+from nas.search.config import SearchConfig, resume_config
+from nas.search.controller import Controller, cost_violation, network_cost
+from nas.search.monitor import PlainView, echo, metrics_line, progress_line, progress_view
+from search_spaces import ConfigError, Genotype, GenotypeError, NetworkConfig
 from workers import faults
 
 HEARTBEAT_S = 5.0  # how often the driver refreshes its lock
@@ -269,81 +271,16 @@ def load_data(config: SearchConfig, settings: Settings) -> tuple[dict[str, Any],
 # -- the driver ------------------------------------------------------------------------------
 
 
-@dataclass
-class _Running:
-    candidate: Candidate
-    ref: Any
-    started: float
-    params: int
-    mult_adds: int
-
-
-@dataclass
-class _Driver:
-    db: Database
-    search: SearchRecord
-    controller: Controller
-    settings: Settings
-    config: SearchConfig
-    token: str
-    progress: Callable[[str], None]
-    trained: dict[str, tuple[int, str, list[float] | None, float | None]] = field(
-        default_factory=dict)  # key -> (number, state, values, val_accuracy)
-    best: tuple[float, int] | None = None
-    finished: int = 0
-    failures: int = 0
-    view: PlainView = field(default_factory=PlainView)  # the live view on a terminal
-    throughput: Any = None  # workers.throughput.LatencyTable when the pre-filter is on
-
-    def note_best(self, number: int, val_accuracy: float | None, state: str) -> None:
-        if state == "COMPLETE" and val_accuracy is not None and (
-            self.best is None or val_accuracy > self.best[0]
-        ):
-            self.best = (val_accuracy, number)
-
-    def objective_values(self, val_accuracy: float, params: int, mult_adds: int,
-                         latency_ms: float | None) -> list[float]:
-        extra = {"params": float(params), "mult_adds": float(mult_adds),
-                 "latency": float(latency_ms if latency_ms is not None else float("inf"))}
-        return [val_accuracy, *(extra[o] for o in self.config.objectives[1:])]
-
-    def end(self, candidate: Candidate, outcome: TrialOutcome, params: int | None,
-            mult_adds: int | None) -> None:
-        """Write our row, then tell Optuna, then count, print and update the metrics."""
-        number = candidate.number
-        self.db.finish_trial(self.search.search_id, number, outcome)
-        faults.point("after-db-write")  # our row written, Optuna not yet told
-        state = {"COMPLETE": TrialState.COMPLETE, "PRUNED": TrialState.PRUNED,
-                 "FAIL": TrialState.FAIL}[outcome.state]
-        self.controller.tell(number, state, outcome.values, reason=outcome.error)
-        if outcome.state in ("COMPLETE", "PRUNED"):
-            self.finished += 1
-        else:
-            self.failures += 1
-        self.note_best(number, outcome.val_accuracy, outcome.state)
-        best = self.best[0] if self.best else None
-        self.view.finish(number, self.best)
-        note = outcome.error
-        if outcome.duplicate_of is not None:
-            note = f"duplicate of trial {outcome.duplicate_of}"
-        self.progress(progress_line(
-            number, outcome.state, outcome.val_accuracy, params, mult_adds, outcome.duration_s,
-            best, self.best[1] if self.best else None, note,
-        ))
-        faults.point("between-trials")
-
-
-def _trained_keys(db: Database, search_id: int,
-                  network: dict[str, Any]) -> dict[str, tuple[int, str, Any, Any]]:
-    """Candidate keys (cell key at N@F) this study already trained (not duplicates, not
+def _trained_keys(db: Database, search_id: int, network: dict[str, Any]) -> dict[str, Trial]:
+    """Identities (cell key at N@F) this study already trained (not duplicates, not
     cost-pruned, not failed); a row from before N@F was stored is at the search's network."""
-    out: dict[str, tuple[int, str, Any, Any]] = {}
+    out: dict[str, Trial] = {}
     for t in db.trials(search_id, ["COMPLETE", "PRUNED"]):
         if t.key is None or t.duplicate_of is not None:
             continue
-        key = identity(t.key, t.cells or network["cells"], t.filters or network["filters"])
-        if key not in out and (t.state == "COMPLETE" or t.epochs > 0):
-            out[key] = (t.number, t.state, t.values, t.val_accuracy)
+        t = replace(t, cells=t.cells or network["cells"], filters=t.filters or network["filters"])
+        if t.identity not in out and (t.state == "COMPLETE" or t.epochs > 0):
+            out[t.identity] = t
     return out
 
 
@@ -370,15 +307,16 @@ def _reconcile(db: Database, search: SearchRecord, controller: Controller,
             continue
         controller.requeue(frozen)
         if row is not None:
-            db.finish_trial(search.search_id, frozen.number, TrialOutcome(
-                "FAIL", error="driver died while the trial ran; its configuration was re-queued"))
+            db.finish_trial(search.search_id, Trial(
+                frozen.number, "FAIL",
+                error="driver died while the trial ran; its configuration was re-queued"))
         progress(f"trial {frozen.number:>4}  FAIL      left RUNNING by a dead driver; re-queued")
     for number, row in ours.items():  # rows the dead driver started but Optuna finished
         if row.state == "RUNNING":
             state, values = controller.state_of(number)
             if state.is_finished():
-                db.finish_trial(search.search_id, number, TrialOutcome(
-                    state.name, values=values, val_accuracy=values[0] if values else None,
+                db.finish_trial(search.search_id, Trial(
+                    number, state.name, values=values, val_accuracy=values[0] if values else None,
                     error=None if state == TrialState.COMPLETE else "driver died"))
 
 
@@ -398,7 +336,7 @@ def run_search(
     """
     import ray
 
-    from nas import dispatch
+    from nas.search import dispatch
 
     started = time.time()
     check_preset(config.preset)
@@ -470,16 +408,8 @@ def run_search(
                 with view:
                     controller = Controller(db.url, config, settings.epochs, settings.macro)
                     _reconcile(db, search, controller, view.line)
-                    driver = _Driver(db, search, controller, settings, config, token, view.line,
-                                     view=view)
-                    driver.trained = _trained_keys(db, search.search_id, settings.network)
-                    driver.throughput = throughput_table(settings)
-                    driver.finished = controller.finished()
-                    best = db.best_trial(search.search_id)
-                    if best is not None:
-                        driver.best = (best.val_accuracy, best.number)
-                        view.best = driver.best  # a resumed study starts with its best
-                    _loop(driver, ray.put(data), started)
+                    driver = SearchDriver(db, search, controller, settings, config, token, view)
+                    driver.run(ray.put(data), started)
                 status = "finished"
             except KeyboardInterrupt:
                 status = "interrupted"
@@ -502,117 +432,322 @@ def _optuna_studies(db: Database) -> set[str]:
         storage.engine.dispose()
 
 
-def _loop(driver: _Driver, data_ref: Any, started: float) -> None:
-    """Keep the cluster busy until the study holds N finished trials."""
-    import ray
+class SearchDriver:
+    """The one writer of a running search: asks the controller for trials, routes each one
+    (FAIL, cost-PRUNED, duplicate, parked behind its running twin, or a Ray task), stores
+    the epochs workers stream, writes results and tells Optuna.
 
-    from nas import dispatch
-    from workers.trial import TrialSpec
+    It owns the trials in flight, each a `Trial` record: `running` (Ray ref -> trial),
+    `parked` (identity -> duplicates waiting for the trial of that identity to end) and
+    `trained` (identity -> the trial whose result a later duplicate reuses); the identity
+    is the cell's key at its N@F (`Trial.identity`).
+    """
 
-    settings, config, db = driver.settings, driver.config, driver.db
-    search_id = driver.search.search_id
-    broker = dispatch.EpochBroker.remote(config.study)
-    capacity = max(1, int(dispatch.cluster_cpus() // settings.cpus))
-    if settings.gpus > 0:
-        capacity = min(capacity, max(1, int(dispatch.cluster_gpus() // settings.gpus)))
-    running: dict[Any, _Running] = {}
-    by_number: dict[int, _Running] = {}
-    parked: dict[str, list[tuple[Candidate, int, int]]] = {}  # key -> waiting duplicates
-    deadline = started + config.timeout if config.timeout else None
-    failure_limit = settings.trials + 3
-    last_beat = time.time()
+    def __init__(self, db: Database, search: SearchRecord, controller: Controller,
+                 settings: Settings, config: SearchConfig, token: str, view: PlainView) -> None:
+        self.db, self.search, self.controller = db, search, controller
+        self.settings, self.config, self.token = settings, config, token
+        self.view = view  # the live view on a terminal, plain lines elsewhere
+        self.progress = view.line
+        self.running: dict[Any, Trial] = {}
+        self.parked: dict[str, list[Trial]] = {}
+        self.trained = _trained_keys(db, search.search_id, settings.network)
+        self.throughput = throughput_table(settings)  # a LatencyTable, or None: no pre-filter
+        self.finished = controller.finished()  # COMPLETE + PRUNED, this run and before
+        self.failures = 0  # FAIL in this run
+        best = db.best_trial(search.search_id)
+        self.best: tuple[float, int] | None = None  # (validation accuracy, trial)
+        if best is not None and best.val_accuracy is not None:
+            self.best = (best.val_accuracy, best.number)
+            view.best = self.best  # a resumed study starts with its best
+        self.broker: Any = None  # the EpochBroker actor while `run` runs
+        self.data_ref: Any = None  # the study's data in Ray's object store, likewise
 
-    def busy() -> int:
-        return len(running) + sum(len(v) for v in parked.values())
+    def note_best(self, trial: Trial) -> None:
+        if trial.state == "COMPLETE" and trial.val_accuracy is not None and (
+            self.best is None or trial.val_accuracy > self.best[0]
+        ):
+            self.best = (trial.val_accuracy, trial.number)
 
-    def start(candidate: Candidate, cost_params: int, cost_mult: int) -> None:
+    def objective_values(self, val_accuracy: float, params: int, mult_adds: int,
+                         latency_ms: float | None) -> list[float]:
+        extra = {"params": float(params), "mult_adds": float(mult_adds),
+                 "latency": float(latency_ms if latency_ms is not None else float("inf"))}
+        return [val_accuracy, *(extra[o] for o in self.config.objectives[1:])]
+
+    def busy(self) -> int:
+        """Trials this driver holds: on Ray or parked."""
+        return len(self.running) + sum(len(v) for v in self.parked.values())
+
+    def holds(self, number: int) -> bool:
+        return any(t.number == number for t in self.running.values()) or any(
+            t.number == number for waiting in self.parked.values() for t in waiting)
+
+    def finish(self, trial: Trial) -> None:
+        """Write our row, then tell Optuna, then count, print and update the metrics."""
+        self.db.finish_trial(self.search.search_id, trial)
+        faults.point("after-db-write")  # our row written, Optuna not yet told
+        state = {"COMPLETE": TrialState.COMPLETE, "PRUNED": TrialState.PRUNED,
+                 "FAIL": TrialState.FAIL}[trial.state]
+        self.controller.tell(trial.number, state, trial.values, reason=trial.error)
+        if trial.state in ("COMPLETE", "PRUNED"):
+            self.finished += 1
+        else:
+            self.failures += 1
+        self.note_best(trial)
+        best = self.best[0] if self.best else None
+        self.view.finish(trial.number, self.best)
+        note = trial.error
+        if trial.duplicate_of is not None:
+            note = f"duplicate of trial {trial.duplicate_of}"
+        self.progress(progress_line(
+            trial.number, trial.state, trial.val_accuracy, trial.params, trial.mult_adds,
+            trial.duration_s, best, self.best[1] if self.best else None, note,
+        ))
+        faults.point("between-trials")
+
+    def run(self, data_ref: Any, started: float) -> None:
+        """Keep the cluster busy until the study holds N finished trials."""
+        import ray
+
+        from nas.search import dispatch
+
+        settings, config, db = self.settings, self.config, self.db
+        search_id = self.search.search_id
+        self.data_ref = data_ref
+        self.broker = dispatch.EpochBroker.remote(config.study)
+        capacity = max(1, int(dispatch.cluster_cpus() // settings.cpus))
+        if settings.gpus > 0:
+            capacity = min(capacity, max(1, int(dispatch.cluster_gpus() // settings.gpus)))
+        deadline = started + config.timeout if config.timeout else None
+        failure_limit = settings.trials + 3
+        last_beat = time.time()
+        started_with = self.finished + self.failures
+        try:
+            while True:
+                out_of_time = deadline is not None and time.time() > deadline
+                if time.time() - last_beat > HEARTBEAT_S:
+                    if not db.heartbeat(search_id, self.token):
+                        raise SearchFailed(f"study {config.study!r}: another driver took the lock")
+                    last_beat = time.time()
+                    unmet = dispatch.unmet_trial_resources(settings.cpus, settings.gpus)
+                    if out_of_time and self.running and unmet is not None:
+                        raise SearchFailed(f"--timeout reached while no node could run a trial "
+                                           f"({unmet})")
+                too_many_failures = self.failures >= failure_limit
+                while (not out_of_time and not too_many_failures
+                       and len(self.running) < capacity
+                       and self.finished + self.busy() < settings.trials):
+                    self.dispatch_one()
+                if not self.running and not self.parked:
+                    unmet = dispatch.unmet_trial_resources(settings.cpus, settings.gpus) \
+                        if out_of_time and self.finished + self.failures == started_with else None
+                    if unmet is not None:  # out of time before a trial could even be sent
+                        raise SearchFailed(f"--timeout reached while no node could run a trial "
+                                           f"({unmet})")
+                    break
+                if self.parked and not self.running:  # cannot happen: a parked key always
+                    raise SearchFailed(  # has its original running
+                        "internal: duplicates wait for a trial that is not running")
+                ready, _ = ray.wait(list(self.running), num_returns=len(self.running),
+                                    timeout=POLL_S)
+                self.serve_reports()
+                for ref in ready:
+                    trial = self.collect(self.running.pop(ref), ref)
+                    self.finish(trial)
+                    ray.get(self.broker.trial_finished.remote(
+                        trial.state, self.best[0] if self.best else None))
+                    key = trial.identity
+                    if trial.state == "COMPLETE" or (trial.state == "PRUNED" and trial.epochs):
+                        self.trained[key] = trial
+                    for waiting in self.parked.pop(key, []):
+                        if key in self.trained:
+                            self.resolve_duplicate(waiting, self.trained[key])
+                        else:  # the original failed: train the duplicate itself
+                            db.start_trial(search_id, waiting, db.upsert_architecture(
+                                waiting.key, waiting.genotype, waiting.params,
+                                waiting.mult_adds, None))
+                            self.start(waiting)
+                if too_many_failures and not self.running and not self.parked:
+                    raise SearchFailed(
+                        f"{self.failures} trials failed in this run; see `nas leaderboard "
+                        f"--study {config.study}` and the error column of the trials"
+                    )
+        except BaseException as exc:
+            reason = stop_reason(exc)
+            for ref, trial in list(self.running.items()):
+                ray.cancel(ref, force=True)
+                self.fail_quietly(trial, reason)
+            for waiting in self.parked.values():
+                for trial in waiting:
+                    self.fail_quietly(trial, reason)
+            raise
+        finally:
+            ray.kill(self.broker)
+        if self.failures >= failure_limit and self.finished < settings.trials:
+            raise SearchFailed(f"{self.failures} trials failed in this run")
+
+    def start(self, trial: Trial) -> None:
+        """Send a costed trial to Ray as its own named task."""
+        from nas.search import dispatch
+        from workers.trial import TrialSpec
+
+        settings, config = self.settings, self.config
         spec = TrialSpec(
-            study=config.study, number=candidate.number, genotype=candidate.genotype.to_dict(),
-            network=candidate.network(settings.network),
-            train=for_trial(settings.train, candidate.seed, settings.cpus),
-            seed=candidate.seed, threads=max(1, int(settings.cpus)),
+            study=config.study, number=trial.number, genotype=trial.genotype,
+            network=self.network_of(trial),
+            train=for_trial(settings.train, trial.seed, settings.cpus),
+            seed=trial.seed, threads=max(1, int(settings.cpus)),
             measure_latency="latency" in config.objectives,
         )
-        ref = dispatch.submit_trial(spec, data_ref, broker, settings.cpus, settings.gpus,
-                                    config.max_retries)
-        item = _Running(candidate, ref, time.time(), cost_params, cost_mult)
-        running[ref] = item
-        by_number[candidate.number] = item
-        driver.view.start(candidate.number)
+        ref = dispatch.submit_trial(spec, self.data_ref, self.broker, settings.cpus,
+                                    settings.gpus, config.max_retries)
+        self.running[ref] = replace(trial, started_at=datetime.now(UTC))
+        self.view.start(trial.number)
 
-    def resolve_duplicate(candidate: Candidate, original: tuple[int, str, Any, Any],
-                          cost_params: int, cost_mult: int) -> None:
-        number, state, values, val_accuracy = original
-        driver.end(candidate, TrialOutcome(
-            state, values=values if state == "COMPLETE" else None, val_accuracy=val_accuracy,
-            duration_s=0.0, duplicate_of=number,
-        ), cost_params, cost_mult)
+    def network_of(self, trial: Trial) -> dict[str, Any]:
+        """The search's network settings at the trial's N@F."""
+        size = {"cells": trial.cells, "filters": trial.filters}
+        return {**self.settings.network, **{k: v for k, v in size.items() if v is not None}}
 
-    try:
-        while True:
-            out_of_time = deadline is not None and time.time() > deadline
-            if time.time() - last_beat > HEARTBEAT_S:
-                if not db.heartbeat(search_id, driver.token):
-                    raise SearchFailed(f"study {config.study!r}: another driver took the lock")
-                last_beat = time.time()
-                unmet = dispatch.unmet_trial_resources(settings.cpus, settings.gpus)
-                if out_of_time and running and unmet is not None:
-                    raise SearchFailed(f"--timeout reached while no node could run a trial "
-                                       f"({unmet})")
-            too_many_failures = driver.failures >= failure_limit
-            while (not out_of_time and not too_many_failures and len(running) < capacity
-                   and driver.finished + busy() < settings.trials):
-                _dispatch_one(driver, start, resolve_duplicate, parked, running)
-            if not running and not parked:
-                break
-            if parked and not running:  # cannot happen: a parked key always has its original
-                raise SearchFailed("internal: duplicates wait for a trial that is not running")
-            ready, _ = ray.wait(list(running), num_returns=len(running), timeout=POLL_S)
-            _serve_reports(driver, broker, by_number)
-            for ref in ready:
-                item = running.pop(ref)
-                by_number.pop(item.candidate.number, None)
-                outcome = _outcome(driver, item, ref)
-                driver.end(item.candidate, outcome, item.params, item.mult_adds)
-                ray.get(broker.trial_finished.remote(
-                    outcome.state, driver.best[0] if driver.best else None))
-                key = item.candidate.key
-                if outcome.state == "COMPLETE" or (outcome.state == "PRUNED" and outcome.epochs):
-                    driver.trained[key] = (item.candidate.number, outcome.state,
-                                           outcome.values, outcome.val_accuracy)
-                for waiting, p, m in parked.pop(key, []):
-                    if key in driver.trained:
-                        resolve_duplicate(waiting, driver.trained[key], p, m)
-                    else:  # the original failed: train the duplicate itself
-                        db.start_trial(search_id, waiting.number, _arch_id(db, waiting, p, m),
-                                       p, m, waiting.seed, waiting.retry_of,
-                                       waiting.cells, waiting.filters)
-                        start(waiting, p, m)
-            if too_many_failures and not running and not parked:
-                raise SearchFailed(
-                    f"{driver.failures} trials failed in this run; see `nas leaderboard "
-                    f"--study {config.study}` and the error column of the trials"
-                )
-    except BaseException as exc:
-        reason = stop_reason(exc)
-        for ref, item in list(running.items()):
-            ray.cancel(ref, force=True)
-            _fail_quietly(driver, item.candidate, reason, item.params, item.mult_adds)
-        for waiting in parked.values():
-            for candidate, p, m in waiting:
-                _fail_quietly(driver, candidate, reason, p, m)
-        raise
-    finally:
-        ray.kill(broker)
-    if driver.failures >= failure_limit and driver.finished < settings.trials:
-        raise SearchFailed(f"{driver.failures} trials failed in this run")
+    def resolve_duplicate(self, trial: Trial, original: Trial) -> None:
+        """End a duplicate with the result of the trial that trained its key."""
+        self.finish(replace(
+            trial, state=original.state,
+            values=original.values if original.state == "COMPLETE" else None,
+            val_accuracy=original.val_accuracy, duration_s=0.0, duplicate_of=original.number,
+        ))
 
+    def fail_quietly(self, trial: Trial, reason: str) -> None:
+        """Mark a trial FAIL while stopping; a database error must not hide the first error."""
+        with contextlib.suppress(Exception):
+            self.finish(replace(trial, state="FAIL", error=reason))
 
-def _fail_quietly(driver: _Driver, candidate: Candidate, reason: str, params: int,
-                  mult_adds: int) -> None:
-    """Mark a trial FAIL while stopping; a database error must not hide the first error."""
-    with contextlib.suppress(Exception):
-        driver.end(candidate, TrialOutcome("FAIL", error=reason), params, mult_adds)
+    def dispatch_one(self) -> None:
+        """Ask one trial and route it: cost-pruned, duplicate, parked, or a new Ray task."""
+        trial = self.controller.ask()
+        try:
+            self.route(trial)
+        except BaseException as exc:  # Ctrl-C, SIGTERM or an error while it was being routed
+            if not self.holds(trial.number):
+                self.abandon(trial, stop_reason(exc))
+            raise
+
+    def abandon(self, trial: Trial, reason: str) -> None:
+        """FAIL an asked trial that never reached Ray, in our table and in Optuna, so that no
+        exit path leaves it RUNNING; errors are suppressed so the first error is the one shown."""
+        search_id = self.search.search_id
+        with contextlib.suppress(Exception):
+            row = self.db.trial(search_id, trial.number)
+            if row is None:
+                self.db.start_trial(search_id, trial, None)
+            if row is None or row.state == "RUNNING":
+                self.db.finish_trial(search_id, replace(trial, state="FAIL", error=reason,
+                                                        duration_s=0.0))
+        with contextlib.suppress(Exception):
+            self.controller.tell(trial.number, TrialState.FAIL, reason=reason)
+
+    def route(self, trial: Trial) -> None:
+        """Cost-check an asked trial and send it on: FAIL, PRUNED, duplicate, parked or Ray."""
+        db, config = self.db, self.config
+        search_id = self.search.search_id
+        faults.point("dispatch")  # asked (RUNNING in Optuna), not yet in our table nor on Ray
+        network = self.network_of(trial)
+        try:
+            cost = network_cost(Genotype.from_dict(trial.genotype), network)
+        except (GenotypeError, ConfigError, RuntimeError, ValueError) as exc:
+            db.start_trial(search_id, trial, None)
+            self.finish(replace(trial, state="FAIL", error=f"cannot build the network: {exc}",
+                                duration_s=0.0))
+            return
+        trial = replace(trial, params=cost.params, mult_adds=cost.mult_adds)
+        arch_id = db.upsert_architecture(trial.key, trial.genotype, cost.params,
+                                         cost.mult_adds, network)
+        db.start_trial(search_id, trial, arch_id)
+        violation = cost_violation(cost, config)
+        if violation is not None:
+            self.finish(replace(trial, state="PRUNED", error=violation, duration_s=0.0))
+            return
+        original = self.trained.get(trial.identity)
+        if original is not None:
+            self.resolve_duplicate(trial, original)
+            return
+        if any(t.identity == trial.identity for t in self.running.values()):
+            self.parked.setdefault(trial.identity, []).append(trial)
+            return
+        trial, slow = self.estimate(trial, network)
+        if slow is not None:
+            self.finish(replace(trial, state="PRUNED", error=slow, duration_s=0.0))
+            return
+        self.start(trial)
+
+    def estimate(self, trial: Trial, network: dict[str, Any]) -> tuple[Trial, str | None]:
+        """The throughput pre-filter: the trial with its estimated training img/s on this
+        machine, and why it cannot train the preset's images in its first rung (or None)."""
+        from workers.throughput import rung_shortfall
+
+        settings = self.settings
+        if self.throughput is None or settings.rung_seconds is None or \
+                settings.min_rung_images is None:
+            return trial, None
+        estimate = self.throughput.estimate(Genotype.from_dict(trial.genotype), network,
+                                            int(getattr(settings.train, "batch_size", 64)))
+        trial = replace(trial, est_images_per_s=estimate.images_per_s)
+        return trial, rung_shortfall(estimate.images_per_s, settings.rung_seconds,
+                                     settings.min_rung_images, settings.preset)
+
+    def serve_reports(self) -> None:
+        """Store streamed epochs, ask the pruner, and send the answers back to the workers."""
+        import ray
+
+        reports = ray.get(self.broker.drain.remote())
+        if not reports:
+            return
+        running = {t.number for t in self.running.values()}
+        answers = []
+        for report_id, number, row in reports:
+            prune = False
+            if number in running:
+                self.db.add_epochs(self.search.search_id, number, [row])
+                self.view.update(number, int(row.get("epoch") or 0), row.get("val_accuracy"))
+                if _finite(row.get("val_accuracy")):
+                    prune = self.controller.report(number, int(row["epoch"]),
+                                                   float(row["val_accuracy"]))
+            answers.append((report_id, prune))
+        self.broker.answer.remote(answers)
+
+    def collect(self, trial: Trial, ref: Any) -> Trial:
+        """The finished trial from its worker's result dict (or from why there is none):
+        the one place where a worker's result becomes the record."""
+        import ray
+
+        from nas.search import dispatch
+
+        duration = (datetime.now(UTC) - trial.started_at).total_seconds()
+        try:
+            result = ray.get(ref)
+        except Exception as exc:  # every Ray error is the FAIL reason
+            return replace(trial, state="FAIL", error=dispatch.task_error(exc),
+                           duration_s=duration)
+        rows = tuple(result.get("epochs") or [])
+        values = None
+        if result["status"] == "complete":
+            state, error = "COMPLETE", None
+            values = self.objective_values(result["val_accuracy"], trial.params,
+                                           trial.mult_adds, result.get("latency_ms"))
+        elif result["status"] == "pruned":
+            state = "PRUNED"
+            error = (f"pruned by the {self.config.pruner} pruner after epoch "
+                     f"{rows[-1]['epoch'] if rows else 0}")
+        else:
+            state, error = "FAIL", result.get("error") or "unknown worker error"
+        return replace(
+            trial, state=state, values=values, error=error, duration_s=duration,
+            val_accuracy=result.get("val_accuracy"), latency_ms=result.get("latency_ms"),
+            train_seconds=result.get("train_seconds"), fit_seconds=result.get("fit_seconds"),
+            worker_node=result.get("node"), device=result.get("device"),
+            epochs=len(rows), epoch_rows=rows,
+        )
 
 
 def for_trial(train: Any, seed: int, cpus: float) -> Any:
@@ -630,152 +765,8 @@ def for_trial(train: Any, seed: int, cpus: float) -> Any:
     return dataclasses.replace(train, **changes) if changes else train
 
 
-def _arch_id(db: Database, candidate: Candidate, params: int, mult_adds: int) -> int:
-    return db.upsert_architecture(candidate.genotype.key(), candidate.genotype.to_dict(), params,
-                                  mult_adds, None)
-
-
-def _dispatch_one(driver: _Driver, start: Callable[..., None],
-                  resolve_duplicate: Callable[..., None],
-                  parked: dict[str, list[tuple[Candidate, int, int]]],
-                  running: dict[Any, _Running]) -> None:
-    """Ask one candidate and route it: cost-pruned, duplicate, parked, or a new Ray task."""
-    candidate = driver.controller.ask()
-    try:
-        _route(driver, candidate, start, resolve_duplicate, parked, running)
-    except BaseException as exc:  # Ctrl-C, SIGTERM or an error while it was being routed
-        held = any(item.candidate.number == candidate.number for item in running.values()) or \
-            any(c.number == candidate.number for waiting in parked.values() for c, _, _ in waiting)
-        if not held:
-            _abandon(driver, candidate, stop_reason(exc))
-        raise
-
-
-def _abandon(driver: _Driver, candidate: Candidate, reason: str) -> None:
-    """FAIL an asked trial that never reached Ray, in our table and in Optuna, so that no
-    exit path leaves it RUNNING; errors are suppressed so the first error is the one shown."""
-    search_id = driver.search.search_id
-    with contextlib.suppress(Exception):
-        row = driver.db.trial(search_id, candidate.number)
-        if row is None:
-            driver.db.start_trial(search_id, candidate.number, None, None, None, candidate.seed,
-                                  candidate.retry_of)
-        if row is None or row.state == "RUNNING":
-            driver.db.finish_trial(search_id, candidate.number,
-                                   TrialOutcome("FAIL", error=reason, duration_s=0.0))
-    with contextlib.suppress(Exception):
-        driver.controller.tell(candidate.number, TrialState.FAIL, reason=reason)
-
-
-def _route(driver: _Driver, candidate: Candidate, start: Callable[..., None],
-           resolve_duplicate: Callable[..., None],
-           parked: dict[str, list[tuple[Candidate, int, int]]],
-           running: dict[Any, _Running]) -> None:
-    """Cost-check a candidate and send it on: FAIL, PRUNED, duplicate, parked or Ray."""
-    db, settings, config = driver.db, driver.settings, driver.config
-    faults.point("dispatch")  # asked (RUNNING in Optuna), not yet in our table nor on Ray
-    network = candidate.network(settings.network)
-    try:
-        cost = network_cost(candidate.genotype, network)
-    except (GenotypeError, ConfigError, RuntimeError, ValueError) as exc:
-        db.start_trial(driver.search.search_id, candidate.number, None, None, None,
-                       candidate.seed, candidate.retry_of)
-        driver.end(candidate, TrialOutcome("FAIL", error=f"cannot build the network: {exc}",
-                                           duration_s=0.0), None, None)
-        return
-    arch_id = db.upsert_architecture(candidate.genotype.key(), candidate.genotype.to_dict(),
-                                     cost.params, cost.mult_adds, network)
-    db.start_trial(driver.search.search_id, candidate.number, arch_id, cost.params,
-                   cost.mult_adds, candidate.seed, candidate.retry_of, candidate.cells,
-                   candidate.filters)
-    violation = cost_violation(cost, config)
-    if violation is not None:
-        driver.end(candidate, TrialOutcome("PRUNED", error=violation, duration_s=0.0),
-                   cost.params, cost.mult_adds)
-        return
-    original = driver.trained.get(candidate.key)
-    if original is not None:
-        resolve_duplicate(candidate, original, cost.params, cost.mult_adds)
-        return
-    if any(item.candidate.key == candidate.key for item in running.values()):
-        parked.setdefault(candidate.key, []).append((candidate, cost.params, cost.mult_adds))
-        return
-    slow = _too_slow(driver, candidate, network)
-    if slow is not None:
-        driver.end(candidate, TrialOutcome("PRUNED", error=slow, duration_s=0.0),
-                   cost.params, cost.mult_adds)
-        return
-    start(candidate, cost.params, cost.mult_adds)
-
-
-def _too_slow(driver: _Driver, candidate: Candidate, network: dict[str, Any]) -> str | None:
-    """The throughput pre-filter: estimate (and store) the candidate's training img/s on this
-    machine; why it cannot train the preset's images in its first rung, or None."""
-    from workers.throughput import rung_shortfall
-
-    settings = driver.settings
-    if driver.throughput is None or settings.rung_seconds is None or \
-            settings.min_rung_images is None:
-        return None
-    estimate = driver.throughput.estimate(candidate.genotype, network,
-                                          int(getattr(settings.train, "batch_size", 64)))
-    driver.db.note_estimate(driver.search.search_id, candidate.number, estimate.images_per_s)
-    return rung_shortfall(estimate.images_per_s, settings.rung_seconds,
-                          settings.min_rung_images, settings.preset)
-
-
-def _serve_reports(driver: _Driver, broker: Any, by_number: dict[int, _Running]) -> None:
-    """Store streamed epochs, ask the pruner, and send the answers back to the workers."""
-    import ray
-
-    reports = ray.get(broker.drain.remote())
-    if not reports:
-        return
-    answers = []
-    for report_id, number, row in reports:
-        item = by_number.get(number)
-        prune = False
-        if item is not None:
-            driver.db.add_epochs(driver.search.search_id, number, [row])
-            driver.view.update(number, int(row.get("epoch") or 0), row.get("val_accuracy"))
-            if _finite(row.get("val_accuracy")):
-                prune = driver.controller.report(item.candidate.trial, int(row["epoch"]),
-                                                 float(row["val_accuracy"]))
-        answers.append((report_id, prune))
-    broker.answer.remote(answers)
-
-
 def _finite(value: Any) -> bool:
     return value is not None and math.isfinite(float(value))
-
-
-def _outcome(driver: _Driver, item: _Running, ref: Any) -> TrialOutcome:
-    """The worker's result (or why there is none) as what the driver stores."""
-    import ray
-
-    from nas import dispatch
-
-    duration = time.time() - item.started
-    try:
-        result = ray.get(ref)
-    except Exception as exc:  # every Ray error is the FAIL reason
-        return TrialOutcome("FAIL", error=dispatch.task_error(exc), duration_s=duration)
-    common = {
-        "duration_s": duration, "train_seconds": result.get("train_seconds"),
-        "fit_seconds": result.get("fit_seconds"),
-        "worker_node": result.get("node"), "device": result.get("device"),
-        "epochs": result.get("epochs") or [], "val_accuracy": result.get("val_accuracy"),
-        "latency_ms": result.get("latency_ms"),
-    }
-    if result["status"] == "complete":
-        values = driver.objective_values(result["val_accuracy"], item.params, item.mult_adds,
-                                         result.get("latency_ms"))
-        return TrialOutcome("COMPLETE", values=values, **common)
-    if result["status"] == "pruned":
-        last = common["epochs"][-1]["epoch"] if common["epochs"] else 0
-        return TrialOutcome("PRUNED", error=f"pruned by the {driver.config.pruner} pruner "
-                            f"after epoch {last}", **common)
-    return TrialOutcome("FAIL", error=result.get("error") or "unknown worker error", **common)
 
 
 def summarize(db: Database, study: str, elapsed_s: float, dashboard: str | None) -> Summary:
