@@ -84,7 +84,7 @@ def optuna_states(url: str, study: str) -> dict[str, int]:
 
 def check_consistent(url: str, study: str, finished: int) -> list[Trial]:
     """The invariants every fault must leave intact: exactly `finished` COMPLETE/PRUNED
-    trials, none RUNNING (ours or Optuna's), unique numbers, no key trained twice."""
+    trials, none RUNNING (ours or Optuna's), unique numbers, no cell trained twice at one N@F."""
     trials = study_trials(url, study)
     done = [t for t in trials if t.state in ("COMPLETE", "PRUNED")]
     assert len(done) == finished, [(t.number, t.state, t.error) for t in trials]
@@ -93,8 +93,8 @@ def check_consistent(url: str, study: str, finished: int) -> list[Trial]:
     assert optuna_counts.get("RUNNING", 0) == 0, (optuna_counts, [t.number for t in trials])
     numbers = [t.number for t in trials]
     assert len(numbers) == len(set(numbers))
-    trained = [t.key for t in done if t.duplicate_of is None]
-    assert len(trained) == len(set(trained)), "a key was trained twice"
+    trained = [t.identity for t in done if t.duplicate_of is None]
+    assert len(trained) == len(set(trained)), "a cell was trained twice at one N@F"
     return trials
 
 
