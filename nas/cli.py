@@ -226,15 +226,24 @@ def export_cmd(ref: str, out: Path, weights: Path | None, layout: str | None, on
 @cli.command()
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
               help="YAML/JSON file with the same keys as these options.")
-@click.option("--preset", help="Training preset (default: cpu-quick, gpu-nasnet with GPUs).")
+@click.option("--preset", help="Training preset (default: cpu-search, gpu-nasnet with GPUs).")
 @click.option("--study", help="Study name: letters, digits, _ . - (default: search).")
 @click.option("--trials", type=int, help="Run until the study holds N finished trials.")
-@click.option("--timeout", type=float, help="Stop starting trials after T seconds.")
+@click.option("--timeout", type=float, help="Stop starting trials after T seconds (cpu-search: "
+              "900; --timeout 2700 is the full 45-minute search).")
 @click.option("--sampler", help="tpe (default), random, nsga2, evolution.")
 @click.option("--population", type=int, help="Evolution: population size P.")
 @click.option("--tournament", type=int, help="Evolution: tournament size S.")
 @click.option("--objectives", help="val_accuracy[,params|mult_adds|latency].")
-@click.option("--pruner", help="none, median (default), hyperband.")
+@click.option("--pruner", help="none, median, sha (successive halving, ASHA), hyperband "
+              "(default: sha on the clock, median otherwise).")
+@click.option("--budget-seconds", type=float, help="Train each candidate for T seconds (at most "
+              "604800) and rank by validation accuracy then (default: the preset's, 180 for "
+              "cpu-search).")
+@click.option("--rung-seconds", type=int, help="First successive-halving rung in seconds of "
+              "training (1..budget; cpu-search: 10).")
+@click.option("--reduction-factor", type=int, help="Successive halving: keep 1 in ETA at each "
+              "rung, rungs r, r*ETA, ... up to the budget (2..100; default 3).")
 @click.option("--max-params", type=int, help="Prune candidates with more parameters.")
 @click.option("--max-mult-adds", type=int, help="Prune candidates with more mult-adds.")
 @click.option("--cells-choices", help="Searched N (normal cells per stack), e.g. 1,2.")
@@ -301,6 +310,7 @@ def _pick_search(db: Any, study: str | None) -> Any:
 def status(study: str | None, storage: str, as_json: bool) -> None:
     """Trials by state, best so far, elapsed time, and whether a driver is running it."""
     from nas.db import STATES, lock_holder
+    from nas.search.config import objective_text
 
     db = _open_for_reading(storage)
     try:
@@ -323,6 +333,8 @@ def status(study: str | None, storage: str, as_json: bool) -> None:
         "driver": lock_holder(found),
         "preset": found.config.get("preset"),
         "sampler": found.config.get("sampler"),
+        "objective": objective_text(found.config),
+        "budget_seconds": found.config.get("budget_seconds"),
         "seed": found.seed,
         "package_version": found.package_version,
         "data_fingerprint": found.data_fingerprint,

@@ -14,7 +14,7 @@ from pathlib import Path
 import optuna
 import pytest
 from faults.faultkit import run_bad_input
-from test_search import TINY, run_cli, tiny
+from test_search import run_cli, tiny
 
 from nas.db import open_database
 from nas.search.driver import run_search
@@ -143,12 +143,11 @@ def test_throughput_prefilter_prunes_a_slow_candidate_before_training(
     light = table.estimate(genotype, {"cells": 1, "filters": 24}, 64).images_per_s
     heavy = table.estimate(genotype, {"cells": 2, "filters": 96}, 64).images_per_s
     assert heavy < light
-    rung = 5.0  # train.time_budget: the rung a clock-trained trial starts on
+    rung = 2  # --rung-seconds: the first rung of a search on the clock
     floor = int(math.sqrt(light * heavy) * rung)  # between the two; cached, so no noise
     url = f"sqlite:///{tmp_path / 'nas.db'}"
     config = tiny("pf", cifar_dir, trials=2, cells_choices=(1, 2), filters_choices=(24, 96),
-                  network={}, min_rung_images=floor,
-                  train={**TINY["train"], "time_budget": rung})
+                  network={}, min_rung_images=floor, budget_seconds=4, rung_seconds=rung)
     study = optuna.create_study(study_name="pf", storage=url, direction="maximize")
     cell = params_from_genotype(genotype)
     study.enqueue_trial({**cell, "cells": 2, "filters": 96})  # heavy first, then light
@@ -158,7 +157,7 @@ def test_throughput_prefilter_prunes_a_slow_candidate_before_training(
     slow, fast = db.trials(db.search("pf").search_id)
     assert slow.state == "PRUNED" and slow.epochs == 0
     assert slow.error.startswith(f"estimated {heavy:,.0f} img/s: ")
-    assert f"in the 5 s rung, below the {floor:,} cpu-quick asks" in slow.error
+    assert f"in the 2 s rung, below the {floor:,} cpu-quick asks" in slow.error
     assert slow.est_images_per_s == pytest.approx(heavy)
     assert fast.state == "COMPLETE" and fast.est_images_per_s == pytest.approx(light)
     assert db.epochs(db.search("pf").search_id, fast.number)[0].images_per_s > 0

@@ -18,7 +18,7 @@ from workers.train import TrainConfig, TrainError, resolve_device
 
 pytestmark = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 
-CPU_PRESETS = "cpu-quick, cpu-compare, cpu-final"
+CPU_PRESETS = "cpu-quick, cpu-compare, cpu-search, cpu-final"
 
 
 @pytest.mark.parametrize(

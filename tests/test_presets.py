@@ -30,7 +30,7 @@ def test_every_default_is_a_preset_of_the_right_layout(command: str, has_gpu: bo
 def test_the_rule_without_a_gpu() -> None:
     assert [default_preset(c, False) for c in ("search", "train", "bench", "baselines",
                                                "transfer")] == [
-        "cpu-quick", "cpu-final", "cpu-quick", "cpu-compare", "cpu-transfer"]
+        "cpu-search", "cpu-final", "cpu-quick", "cpu-compare", "cpu-transfer"]
 
 
 def test_list_presets_shows_both_layouts_with_their_defaults(
@@ -41,7 +41,7 @@ def test_list_presets_shows_both_layouts_with_their_defaults(
     by_name = {r["name"]: r for r in rows}
     assert by_name["cpu-transfer"]["layout"] == "imagenet"
     assert by_name["cpu-compare"]["time_budget"] == 180.0
-    assert "search (cpu)" in by_name["cpu-quick"]["default_for"]
+    assert "search (cpu)" in by_name["cpu-search"]["default_for"]
     assert all(r["description"] for r in rows)
     assert main(["list", "--presets"]) == 0
     assert "cpu-final" in capsys.readouterr().out

@@ -1,5 +1,7 @@
 """Named training presets: network size (N, F) and training length for one purpose each.
 
+`cpu-search` (the default search on CPUs) ranks candidates by what `cpu-compare` measures:
+validation accuracy after 180 s of training, with successive halving on the clock;
 `cpu-quick` ranks search candidates on 2 CPU cores (one trial in about 90 s); `cpu-compare`
 gives every model of a comparison the same 180 s of training (`nas baselines`); `cpu-final`
 trains one model on 2 CPU cores in at most 20 minutes; `gpu-nasnet` is the paper's child
@@ -36,13 +38,16 @@ class Preset:
     network: dict[str, Any] = field(default_factory=dict)  # cells, filters, auxiliary, drop_path
     train: TrainConfig = field(default_factory=TrainConfig)
     trials: int = 8  # default trial count for `nas search`
+    timeout: float | None = None  # `nas search` stops after this many seconds (--timeout)
+    # A search on the clock (train.time_budget): the first rung in seconds of training
+    # (Optuna's min_resource) and the reduction factor; rungs r, r*eta, ... up to the budget.
+    rung_seconds: int | None = None
+    reduction_factor: int = 3
     # Searched macro decisions beside the cell: {"cells": (1, 2), "filters": (24, 32, ...)};
     # a name left out keeps the network's value (config keys cells_choices / filters_choices).
     macro: dict[str, tuple[int, ...]] = field(default_factory=dict)
-    # The throughput pre-filter: a candidate estimated to train fewer than `min_rung_images`
-    # images in its first `rung_seconds` is pruned before it reaches a worker (None: off;
-    # without rung_seconds a clock-trained search uses train.time_budget).
-    rung_seconds: float | None = None
+    # The throughput pre-filter (a search on the clock): a candidate estimated to train fewer
+    # images than this in its first rung (`rung_seconds`) is pruned before any worker.
     min_rung_images: int | None = None
 
 
@@ -71,6 +76,21 @@ PRESETS: dict[str, Preset] = {
             bf16=False, eval_every=0, eval_batch_size=1000,
         ),
         trials=1,
+    ),
+    "cpu-search": Preset(
+        name="cpu-search",
+        description="search for the cpu-compare budget on 2 CPU cores: its network and "
+                    "recipe, 180 s on the clock per candidate on the 45,000 training images, "
+                    "successive halving at 10/30/90/180 s (1,000 validation images below the "
+                    "top rung, all 5,000 at it); 15 minutes, --timeout 2700 for the full search",
+        network={"cells": 1, "filters": 96, "auxiliary": False, "drop_path": 0.0},
+        train=TrainConfig(
+            epochs=30, time_budget=180.0, batch_size=64, lr=0.1, weight_decay=5e-4,
+            label_smoothing=0.1, warmup_epochs=1.5, grad_clip=5.0, channels_last=True,
+            bf16=False, eval_every=0, eval_batch_size=1000, report_images=1000,
+        ),
+        trials=100_000, timeout=900.0, rung_seconds=10, reduction_factor=3,
+        macro={"cells": (1, 2), "filters": (24, 32, 48, 64, 96)},
     ),
     "cpu-final": Preset(
         name="cpu-final",
@@ -190,7 +210,7 @@ TRANSFER_PRESETS: dict[str, TransferPreset] = {
 
 # The one rule for the preset a command uses when none is given: (without a GPU, with GPUs).
 DEFAULT_PRESETS: dict[str, tuple[str, str]] = {
-    "search": ("cpu-quick", "gpu-nasnet"),  # nas search: rank candidates
+    "search": ("cpu-search", "gpu-nasnet"),  # nas search: rank candidates
     "train": ("cpu-final", "gpu-final"),  # nas train: one final model
     "bench": ("cpu-quick", "gpu-nasnet"),  # nas bench train: a search trial's speed
     "baselines": ("cpu-compare", "gpu-final"),  # nas baselines --layout cifar

@@ -56,6 +56,10 @@ class TrainConfig:
     subset: int | None = None  # train on this many images of the training split; None = all
     max_steps: int | None = None  # stop after this many optimizer steps; None = no limit
     time_budget: float | None = None  # seconds of training steps; `epochs` is then a cap
+    # Under a time budget: evaluate and report at these seconds of training (the rungs of
+    # successive halving) instead of after epochs; the last report is at the budget's end.
+    report_at: tuple[float, ...] = ()
+    report_images: int | None = None  # images scored at the rungs below the top; None = all
     seed: int = 0
     device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda", "cuda:1", ...
     channels_last: bool | None = None  # None = measured choice on CPU, True on CUDA
@@ -81,6 +85,10 @@ class TrainConfig:
                 self.time_budget > 0 and math.isfinite(self.time_budget)):
             raise TrainError(f"--time-budget must be a positive number of seconds "
                              f"(got {self.time_budget})")
+        if self.report_at and (self.time_budget is None or list(self.report_at) != sorted(
+                self.report_at) or not all(0 < r <= self.time_budget for r in self.report_at)):
+            raise TrainError(f"train setting report_at {list(self.report_at)} must be ascending "
+                             "seconds in (0, time_budget] and needs a time_budget")
         for name, low, high in _RANGES:  # NaN fails every comparison, so it is refused too
             value = getattr(self, name)
             if value is None and name in _OPTIONAL:
@@ -106,9 +114,10 @@ _RANGES: tuple[tuple[str, float, float], ...] = (
     ("warmup_epochs", 0.0, 100_000), ("grad_clip", 0.0, 1e6), ("aux_weight", 0.0, 100.0),
     ("cutout", 0, 1024), ("crop_pad", 0, 64), ("eval_every", 0, 100_000),
     ("seed", 0, 2**31 - 1), ("threads", 1, 1024),  # seeds fit the database's 32-bit column
+    ("report_images", 1, 10_000_000),
 )
 _BELOW_HIGH = frozenset({"momentum", "label_smoothing"})  # [low, high): 1 would not train
-_OPTIONAL = frozenset({"threads"})  # None: decided at run time
+_OPTIONAL = frozenset({"threads", "report_images"})  # None: decided at run time
 _DEVICE = re.compile(r"auto|cpu|cuda(:\d{1,2})?|mps")
 
 
@@ -117,9 +126,11 @@ class EpochReport:
     epoch: int  # 1-based
     train_loss: float  # mean training loss over the epoch's steps
     val_accuracy: float  # on the evaluation split; NaN when this epoch was not evaluated
-    seconds: float  # wall time of the epoch's training steps (evaluation excluded)
+    seconds: float  # wall time of the epoch's training steps (evaluation excluded); at a rung:
+    # the seconds of training so far
     images_per_s: float  # training images per second in this epoch
     val_top5: float = float("nan")  # top-5 accuracy when evaluated
+    at_seconds: float | None = None  # the report point (`report_at`) it answers, if any
 
     def as_progress(self) -> dict[str, Any]:
         """The dict a progress line takes (`nas transfer`, `nas baselines`): top-1/5 only
@@ -412,6 +423,29 @@ def train(
     })
     shard = evaluate.shard(rank, world)
     step = 0
+    # On the clock with report points, reports come at those seconds, not after epochs.
+    rungs = list(config.report_at) if budget and config.report_at else None
+    # The lower rungs score a fixed subset of the evaluation split (cheap, same for all).
+    few = config.report_images
+    rung_shard = shard if few is None or few >= len(evaluate) else subset(
+        evaluate, few, seed=0).shard(rank, world)
+
+    def report_rung(epoch: int, at: float, seconds: float, loss: float,
+                    top: bool = False) -> bool:
+        """Evaluate now, record and report it as the rung `at`; True if told to stop."""
+        top1, top5 = evaluate_model(model, shard if top else rung_shard,
+                                    config.eval_batch_size, device, channels_last, bf16,
+                                    config.tta, view, world)
+        if world > 1:
+            loss = _mean([loss], world, device)[0]
+        report = EpochReport(epoch=epoch, train_loss=loss, val_accuracy=top1, seconds=seconds,
+                             images_per_s=step * config.batch_size / max(seconds, 1e-9),
+                             val_top5=top5, at_seconds=at)
+        result.epochs.append(report)
+        result.accuracy, result.top5 = top1, top5
+        return on_epoch is not None and bool(
+            _agree([float(bool(on_epoch(report)))], world, device)[0])
+
     for epoch in range(1, config.epochs + 1):
         model.train()
         start = time.perf_counter()
@@ -429,6 +463,16 @@ def train(
                 if elapsed >= budget:
                     result.stopped = "time budget"
                     break
+                if rungs and elapsed >= rungs[0]:
+                    while len(rungs) > 1 and elapsed >= rungs[1]:
+                        rungs.pop(0)  # a step that crossed two rungs reports the higher
+                    paused = time.perf_counter()
+                    stop = report_rung(epoch, rungs.pop(0), elapsed,
+                                       float(loss_sum) / max(1, done))
+                    start += time.perf_counter() - paused  # evaluation is off the clock
+                    if stop:
+                        result.stopped = "pruned"
+                        break
                 lr = lr_at(elapsed, budget, warmup_s, config.lr)
                 progress = elapsed / budget
             else:
@@ -458,6 +502,15 @@ def train(
             result.stopped = "time budget"  # also when it ran out at the epoch's last step
         out_of_time = result.stopped == "time budget"
         last = epoch == config.epochs or step >= total or result.stopped is not None
+        if rungs is not None:  # the last report closes the budget; its answer is moot
+            if last and result.stopped in (None, "time budget"):
+                report_rung(epoch, budget if out_of_time else spent, spent,
+                            float(loss_sum) / max(1, done), top=True)
+            if not last:
+                continue
+            if result.stopped is None and step < config.epochs * steps_per_epoch:
+                result.stopped = "max steps"
+            break
         evaluated = (result.stopped is None or out_of_time) and (
             last or (config.eval_every > 0 and epoch % config.eval_every == 0))
         top1 = top5 = float("nan")

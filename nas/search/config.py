@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,7 +29,8 @@ from nas.errors import MAX_SEED, BadInput
 STUDY_NAME = re.compile(r"[A-Za-z0-9_.-]{1,128}")  # fullmatch: no trailing newline slips by
 SAMPLERS = ("tpe", "random", "nsga2", "evolution")
 OBJECTIVES = ("val_accuracy", "params", "mult_adds", "latency")
-PRUNERS = ("none", "median", "hyperband")
+PRUNERS = ("none", "median", "sha", "hyperband")
+MAX_BUDGET_S = 604_800.0  # --budget-seconds and --rung-seconds: at most a week of training
 # What may change when a search is resumed: how it runs, not what it searches.
 RUN_FIELDS = frozenset(
     {"trials", "timeout", "cpus_per_trial", "gpus_per_trial", "ray_address", "data",
@@ -37,7 +39,7 @@ RUN_FIELDS = frozenset(
 
 Sampler = Literal["tpe", "random", "nsga2", "evolution"]
 Objective = Literal["val_accuracy", "params", "mult_adds", "latency"]
-Pruner = Literal["none", "median", "hyperband"]
+Pruner = Literal["none", "median", "sha", "hyperband"]
 
 
 class SearchConfig(BaseModel):
@@ -51,7 +53,13 @@ class SearchConfig(BaseModel):
     timeout: float | None = Field(None, gt=0, allow_inf_nan=False)  # seconds, then stop
     sampler: Sampler = "tpe"
     objectives: tuple[Objective, ...] = ("val_accuracy",)
-    pruner: Pruner = "median"  # on per-epoch validation accuracy (single objective only)
+    # None: sha on the clock, median otherwise; steps are epochs, or seconds on the clock
+    pruner: Pruner | None = None
+    # Seconds of training per candidate (the objective: val_accuracy after them); None: the
+    # preset's time_budget, if any, else epochs
+    budget_seconds: float | None = Field(None, gt=0, le=MAX_BUDGET_S, allow_inf_nan=False)
+    rung_seconds: StrictInt | None = Field(None, ge=1, le=int(MAX_BUDGET_S))  # first rung
+    reduction_factor: StrictInt | None = Field(None, ge=2, le=100)  # eta; None: the preset's
     max_params: StrictInt | None = Field(None, ge=1)  # parameters; larger ones are pruned
     max_mult_adds: StrictInt | None = Field(None, ge=1)  # multiply-accumulates per image
     gpus_per_trial: float | None = Field(None, ge=0, le=1024, allow_inf_nan=False)  # None: 1
@@ -134,11 +142,13 @@ class SearchConfig(BaseModel):
         return self.model_dump(mode="json")
 
 
-def _one_line(exc: ValidationError) -> str:
-    """pydantic's report as one line: where and what, for each problem."""
+def _one_line(exc: ValidationError, flags: bool = False) -> str:
+    """pydantic's report as one line: where (the flag, for `flags`) and what, per problem."""
     parts = []
     for err in exc.errors():
         where = ".".join(str(p) for p in err["loc"]) or "config"
+        if flags and len(err["loc"]) == 1:
+            where = f"--{where.replace('_', '-')}"
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             known = ", ".join(SearchConfig.model_fields)
@@ -208,7 +218,7 @@ def make_config(file: Path | None = None, **flags: Any) -> SearchConfig:
         return SearchConfig(**data)
     except ValidationError as exc:
         source = f"config file {file}" if file is not None else "search options"
-        raise BadInput(f"{source}: {_one_line(exc)}") from None
+        raise BadInput(f"{source}: {_one_line(exc, flags=file is None)}") from None
 
 
 def resume_config(stored: dict[str, Any], given: SearchConfig, explicit: set[str]) -> SearchConfig:
@@ -236,3 +246,25 @@ def resume_config(stored: dict[str, Any], given: SearchConfig, explicit: set[str
 
 def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value)) if isinstance(value, tuple | list | dict) else value
+
+
+def clock_rungs(first: float, factor: int, budget: float) -> tuple[float, ...]:
+    """The seconds of training at which a candidate on the clock is scored: first,
+    first*factor, ... below the budget, then the budget itself (the top rung)."""
+    rungs: list[float] = []
+    rung = float(first)
+    while rung < budget:
+        rungs.append(rung)
+        rung *= factor
+    return (*rungs, float(budget))
+
+
+def objective_text(config: Mapping[str, Any]) -> str:
+    """What a stored study ranks by, for `nas status`: the clock budget and its rungs."""
+    budget = config.get("budget_seconds")
+    if budget is None:
+        return f"val_accuracy after the epochs of preset {config.get('preset') or 'default'}"
+    rungs = clock_rungs(config.get("rung_seconds") or budget, config.get("reduction_factor") or 3,
+                        budget)
+    return (f"val_accuracy after {budget:g} s of training; rungs "
+            f"{'/'.join(f'{r:g}' for r in rungs)} s ({config.get('pruner') or 'sha'} pruner)")

@@ -79,7 +79,8 @@ class Controller:
             directions=config.directions,
             sampler=make_sampler(config.sampler, config.seed, config.objectives,
                                  config.population, config.tournament, self.space),
-            pruner=make_pruner(config.pruner, epochs, config.objectives),
+            pruner=make_pruner(config.pruner, epochs, config.objectives, config.rung_seconds,
+                               config.reduction_factor, config.budget_seconds),
             load_if_exists=True,
         )
         if [d.name.lower() for d in self.study.directions] != config.directions:

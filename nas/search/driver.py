@@ -38,7 +38,7 @@ from nas.db import (
     package_version,
 )
 from nas.errors import BadInput, Terminated, by_sigterm, note_sigterm
-from nas.search.config import SearchConfig, resume_config
+from nas.search.config import SearchConfig, clock_rungs, objective_text, resume_config
 from nas.search.controller import Controller, cost_violation, network_cost
 from nas.search.monitor import PlainView, echo, metrics_line, progress_line, progress_view
 from search_spaces import ConfigError, Genotype, GenotypeError, NetworkConfig
@@ -92,11 +92,15 @@ class Settings:
     epochs: int
     cpus: float
     gpus: float
+    budget_seconds: float | None = None  # on the clock: seconds of training per candidate
+    rung_seconds: int | None = None  # the first successive-halving rung, in seconds
+    reduction_factor: int = 3
+    timeout: float | None = None  # --timeout, else the preset's
     # Searched N and F: every value each may take ({"cells": (1, 2), "filters": (96,)}); one
     # value is the network's fixed size, more are Optuna decisions beside the cell's 50.
     macro: dict[str, tuple[int, ...]] = field(default_factory=dict)
-    # The throughput pre-filter (off unless both are set): images in the first rung.
-    rung_seconds: float | None = None
+    # The throughput pre-filter's floor: images a candidate must train in the first rung
+    # (`rung_seconds`); None, or a search not on the clock: no pre-filter.
     min_rung_images: int | None = None
 
 
@@ -165,14 +169,48 @@ def resolve_settings(config: SearchConfig, has_gpu: bool) -> Settings:
                 train = train.validate() or train
         except (TypeError, ValueError) as exc:
             raise BadInput(f"train settings: {exc}") from None
+    train, first, factor = _on_the_clock(config, preset, train)
     gpus = config.gpus_per_trial if config.gpus_per_trial is not None else (1.0 if has_gpu else 0)
     return Settings(
         preset=name, network=network, train=train, trials=config.trials or preset.trials,
         epochs=int(getattr(train, "epochs", 1) or 1), cpus=config.cpus_per_trial, gpus=gpus,
+        budget_seconds=train.time_budget if first else None, rung_seconds=first,
+        reduction_factor=factor, timeout=config.timeout or preset.timeout,
         macro=resolve_macro(config, preset.macro, network),
-        rung_seconds=preset.rung_seconds or getattr(train, "time_budget", None),
         min_rung_images=config.min_rung_images or preset.min_rung_images,
     )
+
+
+def _on_the_clock(config: SearchConfig, preset: Any, train: Any) -> tuple[Any, int | None, int]:
+    """(train, first rung, eta): with a budget (--budget-seconds, else the preset's
+    time_budget) each candidate trains T seconds on the clock and is scored at the rungs."""
+    factor = config.reduction_factor or preset.reduction_factor
+    budget = config.budget_seconds or train.time_budget
+    if budget is None:
+        if config.rung_seconds is not None:
+            raise BadInput("--rung-seconds needs a search on the clock; give --budget-seconds "
+                           "too, or a preset with a time budget (cpu-search)")
+        return train, None, factor
+    first = config.rung_seconds or preset.rung_seconds or max(1, int(budget // factor**2))
+    if first > budget:
+        source = "" if config.rung_seconds else f" (preset {preset.name})"
+        raise BadInput(f"--rung-seconds {first}{source} is larger than --budget-seconds "
+                       f"{budget:g}; the first rung must be at most the budget")
+    train = dataclasses.replace(train, time_budget=float(budget), eval_every=0,
+                                report_at=clock_rungs(first, factor, budget))
+    return train, first, factor
+
+
+def objective_config(config: SearchConfig, settings: Settings) -> SearchConfig:
+    """The config as stored with the study: the preset, the objective's budget, rungs and
+    pruner, and the timeout resolved, so that `nas status` and --resume read them back."""
+    clock = settings.budget_seconds is not None
+    changes: dict[str, Any] = {"preset": settings.preset, "timeout": settings.timeout,
+                               "pruner": config.pruner or ("sha" if clock else "median")}
+    if clock:
+        changes.update(budget_seconds=settings.budget_seconds, rung_seconds=settings.rung_seconds,
+                       reduction_factor=settings.reduction_factor)
+    return config.model_copy(update=changes)
 
 
 def resolve_macro(config: SearchConfig, preset_macro: dict[str, tuple[int, ...]],
@@ -298,6 +336,7 @@ def _reconcile(db: Database, search: SearchRecord, controller: Controller,
                progress: Callable[[str], None]) -> None:
     """After a dead driver: finish in Optuna what our rows finished, re-queue the rest once."""
     ours = {t.number: t for t in db.trials(search.search_id)}
+    requeued: set[int] = set()
     for frozen in controller.running():
         row = ours.get(frozen.number)
         if row is not None and row.state in ("COMPLETE", "PRUNED", "FAIL"):
@@ -306,13 +345,14 @@ def _reconcile(db: Database, search: SearchRecord, controller: Controller,
                             reason=row.error)
             continue
         controller.requeue(frozen)
+        requeued.add(frozen.number)
         if row is not None:
             db.finish_trial(search.search_id, Trial(
                 frozen.number, "FAIL",
                 error="driver died while the trial ran; its configuration was re-queued"))
         progress(f"trial {frozen.number:>4}  FAIL      left RUNNING by a dead driver; re-queued")
     for number, row in ours.items():  # rows the dead driver started but Optuna finished
-        if row.state == "RUNNING":
+        if row.state == "RUNNING" and number not in requeued:  # (`ours` predates the FAILs)
             state, values = controller.state_of(number)
             if state.is_finished():
                 db.finish_trial(search.search_id, Trial(
@@ -371,6 +411,7 @@ def run_search(
         dashboard = dispatch.start_ray(config.ray_address)
         with sigterm_as_interrupt():  # from here on SIGTERM stops it like Ctrl-C
             settings = resolve_settings(config, has_gpu=dispatch.cluster_gpus() > 0)
+            config = objective_config(config, settings)
             require_gpus(settings, dispatch.cluster_gpus(), "the Ray cluster")
             missing = dispatch.unmet_trial_resources(settings.cpus, settings.gpus)
             if missing is not None and config.ray_address is None:
@@ -399,11 +440,13 @@ def run_search(
                 assert search is not None
             progress(f"study {config.study}: preset {settings.preset}, sampler {config.sampler}, "
                      f"{settings.trials} trials, database {db.display_url}")
+            progress(f"objective: {objective_text(config.to_dict())}")
             if dashboard:
                 progress(f"Ray dashboard: {dashboard}")
             progress(metrics_line(dispatch.session_dir()))
             status = "failed"
-            view = progress_view(live, progress, settings.epochs)
+            view = progress_view(live, progress,  # on the clock a step is seconds, not epochs
+                                 None if settings.budget_seconds else settings.epochs)
             try:
                 with view:
                     controller = Controller(db.url, config, settings.epochs, settings.macro)
@@ -560,14 +603,17 @@ class SearchDriver:
                     key = trial.identity
                     if trial.state == "COMPLETE" or (trial.state == "PRUNED" and trial.epochs):
                         self.trained[key] = trial
-                    for waiting in self.parked.pop(key, []):
-                        if key in self.trained:
-                            self.resolve_duplicate(waiting, self.trained[key])
-                        else:  # the original failed: train the duplicate itself
-                            db.start_trial(search_id, waiting, db.upsert_architecture(
-                                waiting.key, waiting.genotype, waiting.params,
-                                waiting.mult_adds, None))
-                            self.start(waiting)
+                    waiting = self.parked.pop(key, [])
+                    if waiting and key not in self.trained:  # the original failed: the first
+                        heir = waiting.pop(0)  # duplicate trains the key, the rest wait on it
+                        db.start_trial(search_id, heir, db.upsert_architecture(
+                            heir.key, heir.genotype, heir.params, heir.mult_adds, None))
+                        self.start(heir)
+                        if waiting:
+                            self.parked[key] = waiting
+                        waiting = []
+                    for duplicate in waiting:
+                        self.resolve_duplicate(duplicate, self.trained[key])
                 if too_many_failures and not self.running and not self.parked:
                     raise SearchFailed(
                         f"{self.failures} trials failed in this run; see `nas leaderboard "
@@ -708,10 +754,11 @@ class SearchDriver:
         for report_id, number, row in reports:
             prune = False
             if number in running:
+                row = _as_step(row)
                 self.db.add_epochs(self.search.search_id, number, [row])
-                self.view.update(number, int(row.get("epoch") or 0), row.get("val_accuracy"))
+                self.view.update(number, row["epoch"], row.get("val_accuracy"))
                 if _finite(row.get("val_accuracy")):
-                    prune = self.controller.report(number, int(row["epoch"]),
+                    prune = self.controller.report(number, row["epoch"],
                                                    float(row["val_accuracy"]))
             answers.append((report_id, prune))
         self.broker.answer.remote(answers)
@@ -729,7 +776,7 @@ class SearchDriver:
         except Exception as exc:  # every Ray error is the FAIL reason
             return replace(trial, state="FAIL", error=dispatch.task_error(exc),
                            duration_s=duration)
-        rows = tuple(result.get("epochs") or [])
+        rows = tuple(_as_step(row) for row in result.get("epochs") or [])
         values = None
         if result["status"] == "complete":
             state, error = "COMPLETE", None
@@ -737,8 +784,9 @@ class SearchDriver:
                                            trial.mult_adds, result.get("latency_ms"))
         elif result["status"] == "pruned":
             state = "PRUNED"
-            error = (f"pruned by the {self.config.pruner} pruner after epoch "
-                     f"{rows[-1]['epoch'] if rows else 0}")
+            last = rows[-1]["epoch"] if rows else 0
+            at = f"{last} s of training" if self.settings.budget_seconds else f"epoch {last}"
+            error = f"pruned by the {self.config.pruner} pruner after {at}"
         else:
             state, error = "FAIL", result.get("error") or "unknown worker error"
         return replace(
@@ -763,6 +811,13 @@ def for_trial(train: Any, seed: int, cpus: float) -> Any:
     if "subset" in fields:
         changes["subset"] = None
     return dataclasses.replace(train, **changes) if changes else train
+
+
+def _as_step(row: dict[str, Any]) -> dict[str, Any]:
+    """A report as stored and told to Optuna: its step is the epoch, or on the clock the
+    whole seconds of training at its rung (the epochs table's `epoch` column holds it)."""
+    at = row.get("at_seconds")
+    return {**row, "epoch": int(at) if at is not None else int(row.get("epoch") or 0)}
 
 
 def _finite(value: Any) -> bool:

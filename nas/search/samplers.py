@@ -107,12 +107,28 @@ def make_sampler(
     raise ValueError(f"unknown sampler {name!r}")
 
 
-def make_pruner(name: str, epochs: int, objectives: Sequence[str]) -> optuna.pruners.BasePruner:
-    """Pruning on per-epoch validation accuracy; multi-objective studies cannot prune."""
+def make_pruner(name: str | None, epochs: int, objectives: Sequence[str],
+                rung_seconds: int | None = None, reduction_factor: int | None = None,
+                budget_seconds: float | None = None) -> optuna.pruners.BasePruner:
+    """Pruning on validation accuracy at each report; multi-objective studies cannot prune.
+
+    A step is an epoch, or on the clock (`budget_seconds`) whole seconds of training: sha
+    (asynchronous successive halving) and hyperband then have their rungs at rung_seconds,
+    rung_seconds*eta, ... seconds. None: sha on the clock, median otherwise.
+    """
+    clock = budget_seconds is not None
+    name = name or ("sha" if clock else "median")
+    eta = reduction_factor or 3
     if name == "none" or len(objectives) > 1:
         return optuna.pruners.NopPruner()
     if name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=0)
+    first = (rung_seconds or 1) if clock else 1
+    top = max(first, int(budget_seconds)) if budget_seconds is not None else max(epochs, 1)
+    if name == "sha":
+        return optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=first, reduction_factor=eta, min_early_stopping_rate=0)
     if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max(epochs, 1))
+        return optuna.pruners.HyperbandPruner(min_resource=first, max_resource=top,
+                                              reduction_factor=eta)
     raise ValueError(f"unknown pruner {name!r}")

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -93,9 +94,33 @@ def check_consistent(url: str, study: str, finished: int) -> list[Trial]:
     assert optuna_counts.get("RUNNING", 0) == 0, (optuna_counts, [t.number for t in trials])
     numbers = [t.number for t in trials]
     assert len(numbers) == len(set(numbers))
-    trained = [t.identity for t in done if t.duplicate_of is None]
-    assert len(trained) == len(set(trained)), "a cell was trained twice at one N@F"
+    trained_once(url, study, top=max(100, len(trials)))
     return trials
+
+
+def trained_once(url: str, study: str, top: int = 100) -> list[dict[str, Any]]:
+    """No key trained twice, as a user reads it: in `nas leaderboard --top 100 --json` (run
+    as a subprocess; `top` must cover the study), each key appears once among the trials
+    that trained (COMPLETE, or PRUNED with epochs) and are not marked `duplicate_of`, and
+    every reuse names a trained trial of the same key. Returns the leaderboard rows."""
+    out = subprocess.run(
+        [sys.executable, "-m", "nas", "leaderboard", "--study", study, "--top", str(top),
+         "--json", "--storage", url], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    rows: list[dict[str, Any]] = json.loads(out.stdout)
+    trained = {r["trial"]: r for r in rows
+               if r["duplicate_of"] is None and (r["state"] == "COMPLETE" or r["epochs"])}
+    # one cell at two sizes is two candidates: identity = key at N@F
+    twice = {k for k, n in Counter((r["key"], r["cells"], r["filters"])
+                                   for r in trained.values()).items() if n > 1}
+    assert not twice, ("a key was trained twice",
+                       [(r["trial"], r["state"], r["key"], r["note"]) for r in rows
+                        if (r["key"], r["cells"], r["filters"]) in twice])
+    for r in rows:
+        if r["duplicate_of"] is not None:
+            original = trained.get(r["duplicate_of"])
+            assert original is not None and original["key"] == r["key"], r
+    return rows
 
 
 def run_bad_input(argv: list[str], message: str, tmp_path: Path, data_dir: Path,
