@@ -82,7 +82,8 @@ PRESETS: dict[str, Preset] = {
         description="search for the cpu-compare budget on 2 CPU cores: its network and "
                     "recipe, 180 s on the clock per candidate on the 45,000 training images, "
                     "successive halving at 10/30/90/180 s (1,000 validation images below the "
-                    "top rung, all 5,000 at it); 15 minutes, --timeout 2700 for the full search",
+                    "top rung, all 5,000 at it); N in {1, 2} and F in {24, 32, 48, 64, 96} "
+                    "searched beside the cell; 15 minutes, --timeout 2700 for the full search",
         network={"cells": 1, "filters": 96, "auxiliary": False, "drop_path": 0.0},
         train=TrainConfig(
             epochs=30, time_budget=180.0, batch_size=64, lr=0.1, weight_decay=5e-4,
