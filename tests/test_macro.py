@@ -28,13 +28,13 @@ MACRO = {"cells_choices": (1, 2), "filters_choices": (24, 32), "network": {}}
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--cells-choices", ""], "cells_choices: give at least one value"),
-        (["--filters-choices", ","], "filters_choices: give at least one value"),
+        (["--cells-choices", ""], "--cells-choices: give at least one value"),
+        (["--filters-choices", ","], "--filters-choices: give at least one value"),
         (["--cells-choices", "0,1"], "--cells-choices (config key cells_choices): 0 is refused"),
         (["--filters-choices", "16,32"], "--filters-choices (config key filters_choices): 16"),
         (["--cells-choices", "1,two"], "cells_choices.1"),
         (["--filters-choices", "24.5"], "filters_choices.0"),
-        (["--min-rung-images", "0"], "min_rung_images"),
+        (["--min-rung-images", "0"], "--min-rung-images"),
     ],
 )
 def test_bad_macro_choices_exit_2_and_write_nothing(
