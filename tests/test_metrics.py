@@ -38,7 +38,7 @@ def exported_metrics() -> dict[str, str]:
     Ray exports a custom metric `x` as `ray_x`, and a counter as `ray_x_total` (checked
     against a real Prometheus by the slow test below).
     """
-    tree = ast.parse((ROOT / "nas" / "monitor.py").read_text())
+    tree = ast.parse((ROOT / "nas" / "search" / "monitor.py").read_text())
     out = {}
     for node in ast.walk(tree):
         if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)

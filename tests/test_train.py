@@ -239,8 +239,9 @@ def test_channels_last_is_refused_where_onednn_corrupts_memory(data: Cifar10) ->
     assert chosen[0] is False
 
 
-def test_presets_cover_the_five_purposes() -> None:
-    assert set(PRESETS) == {"cpu-quick", "cpu-compare", "cpu-final", "gpu-nasnet", "gpu-final"}
+def test_presets_cover_the_six_purposes() -> None:
+    assert set(PRESETS) == {"cpu-search", "cpu-quick", "cpu-compare", "cpu-final", "gpu-nasnet",
+                            "gpu-final"}
     for preset in PRESETS.values():
         preset.train.validate()
         assert preset.trials >= 1 and {"cells", "filters"} <= set(preset.network)
