@@ -250,6 +250,11 @@ def export_cmd(ref: str, out: Path, weights: Path | None, layout: str | None, on
               "rung, rungs r, r*ETA, ... up to the budget (2..100; default 3).")
 @click.option("--max-params", type=int, help="Prune candidates with more parameters.")
 @click.option("--max-mult-adds", type=int, help="Prune candidates with more mult-adds.")
+@click.option("--cells-choices", help="Searched N (normal cells per stack), e.g. 1,2.")
+@click.option("--filters-choices", help="Searched F (filters), e.g. 24,32,48,64,96.")
+@click.option("--min-rung-images", type=int,
+              help="Prune, before training, candidates estimated to train fewer images in the "
+                   "first rung.")
 @click.option("--gpus-per-trial", type=float, help="GPUs per trial (fractions allowed).")
 @click.option("--cpus-per-trial", type=float, help="CPUs per trial (default 1).")
 @options("ray-address")
@@ -366,6 +371,7 @@ def leaderboard(study: str | None, top: int, storage: str, as_json: bool) -> Non
         {
             "trial": t.number, "state": t.state, "val_accuracy": t.val_accuracy,
             "params": t.params, "mult_adds": t.mult_adds, "epochs": t.epochs,
+            "cells": t.cells, "filters": t.filters, "est_images_per_s": t.est_images_per_s,
             "duration_s": None if t.duration_s is None else round(t.duration_s, 2),
             "key": t.key, "genotype": t.genotype, "duplicate_of": t.duplicate_of,
             "note": t.error,

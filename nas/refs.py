@@ -91,4 +91,4 @@ def resolve_study_ref(study: str, trial: str, storage: str | None) -> Arch:
         raise BadInput(f"{study}:{trial}: stored genotype is invalid: {exc}") from None
     finally:
         db.close()
-    return Arch(f"{study}:{record.number}", "genotype", genotype)
+    return Arch(f"{study}:{record.number}", "genotype", genotype, record.cells, record.filters)

@@ -40,6 +40,10 @@ class Arch:
     name: str
     kind: Kind
     genotype: Genotype | None = None
+    # The CIFAR N@F a searched trial was trained at (STUDY:N); the default size of the cifar
+    # layout, under explicit cells/filters. The imagenet layout sizes its own N@F.
+    cells: int | None = None
+    filters: int | None = None
 
     def resolve(
         self,
@@ -73,7 +77,8 @@ class Arch:
             return settings
         if width is not None and width != 1.0:
             raise ConfigError("--width applies to baselines; size a cell network with --filters")
-        config = NetworkConfig(layout, **DEFAULT_NETWORKS[layout]).with_(
+        searched = {"cells": self.cells, "filters": self.filters} if layout == "cifar" else {}
+        config = NetworkConfig(layout, **DEFAULT_NETWORKS[layout]).with_(**searched).with_(
             cells=cells, filters=filters, image_size=image_size, num_classes=num_classes,
             **network,
         )

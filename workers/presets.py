@@ -46,6 +46,12 @@ class Preset:
     # (Optuna's min_resource) and the reduction factor; rungs r, r*eta, ... up to the budget.
     rung_seconds: int | None = None
     reduction_factor: int = 3
+    # Searched macro decisions beside the cell: {"cells": (1, 2), "filters": (24, 32, ...)};
+    # a name left out keeps the network's value (config keys cells_choices / filters_choices).
+    macro: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    # The throughput pre-filter (a search on the clock): a candidate estimated to train fewer
+    # images than this in its first rung (`rung_seconds`) is pruned before any worker.
+    min_rung_images: int | None = None
 
 
 PRESETS: dict[str, Preset] = {
@@ -85,7 +91,8 @@ PRESETS: dict[str, Preset] = {
         description="search for the cpu-compare budget on 2 CPU cores: its network and "
                     "recipe, 180 s on the clock per candidate on the 45,000 training images, "
                     "successive halving at 10/30/90/180 s (1,000 validation images below the "
-                    "top rung, all 5,000 at it); 15 minutes, --timeout 2700 for the full search",
+                    "top rung, all 5,000 at it); N in {1, 2} and F in {24, 32, 48, 64, 96} "
+                    "searched beside the cell; 15 minutes, --timeout 2700 for the full search",
         network={"cells": 1, "filters": 96, "auxiliary": False, "drop_path": 0.0},
         train=TrainConfig(
             epochs=30, time_budget=180.0, batch_size=64, lr=0.1, weight_decay=5e-4,
@@ -93,6 +100,7 @@ PRESETS: dict[str, Preset] = {
             bf16=False, eval_every=0, eval_batch_size=1000, report_images=1000,
         ),
         trials=100_000, timeout=900.0, rung_seconds=10, reduction_factor=3,
+        macro={"cells": (1, 2), "filters": (24, 32, 48, 64, 96)},
     ),
     "cpu-final": Preset(
         name="cpu-final",

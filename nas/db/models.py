@@ -80,6 +80,11 @@ class TrialRow(Base):
     params: Mapped[int | None] = mapped_column(BigInteger)
     mult_adds: Mapped[int | None] = mapped_column(BigInteger)
     latency_ms: Mapped[float | None] = mapped_column(Float)
+    cells: Mapped[int | None] = mapped_column(Integer)  # N the trial's network was built at
+    filters: Mapped[int | None] = mapped_column(Integer)  # F the trial's network was built at
+    # the pre-filter's training throughput estimate (workers.throughput), beside the
+    # measured images_per_s of its epochs
+    est_images_per_s: Mapped[float | None] = mapped_column(Float)
     duration_s: Mapped[float | None] = mapped_column(Float)  # wall time, dispatch to result
     train_seconds: Mapped[float | None] = mapped_column(Float)  # trainer's steps only
     fit_seconds: Mapped[float | None] = mapped_column(Float)  # inside train(), evaluation too

@@ -86,7 +86,7 @@ class Trial:
     """One trial, in the one shape it has from Optuna's ask to our row and back.
 
     The driver fills it in as the trial moves, with `dataclasses.replace`: asked (number,
-    key, genotype, seed, retry_of), costed (params, mult_adds), started (started_at),
+    key, genotype, seed, retry_of, N@F), costed (params, mult_adds), started (started_at),
     finished (state, values, metrics, error or duplicate_of, epochs). `start_trial` and
     `finish_trial` write it; `trials()` reads it back for the leaderboard and a resume.
     """
@@ -110,11 +110,20 @@ class Trial:
     error: str | None = None  # why it failed or was pruned
     duplicate_of: int | None = None  # the trial whose result this one reuses
     epochs: int = 0  # epochs trained
+    cells: int | None = None  # N of the trial's network (None: a row from before 0004)
+    filters: int | None = None  # F of the trial's network
+    est_images_per_s: float | None = None  # the throughput pre-filter's estimate, if any
     started_at: datetime | None = None
     finished_at: datetime | None = None
     # The epoch rows a worker sent back with its result, written by `finish_trial`;
     # `trials()` leaves it empty (read them with `epochs()`).
     epoch_rows: tuple[dict[str, Any], ...] = field(default=(), compare=False, repr=False)
+
+    @property
+    def identity(self) -> str | None:
+        """What dedupe compares: the cell's key at its N@F (the same cell at another size is
+        another candidate); None without a key."""
+        return None if self.key is None else f"{self.key}@{self.cells}x{self.filters}"
 
 
 @dataclass(frozen=True)
@@ -161,7 +170,8 @@ def _trial(row: TrialRow, arch: ArchitectureRow | None, epochs: int) -> Trial:
         worker_node=row.worker_node, device=row.device, seed=row.seed, error=row.error,
         duplicate_of=row.duplicate_of, retry_of=row.retry_of,
         started_at=as_utc(row.started_at), finished_at=as_utc(row.finished_at), epochs=epochs,
-        fit_seconds=row.fit_seconds,
+        fit_seconds=row.fit_seconds, cells=row.cells, filters=row.filters,
+        est_images_per_s=row.est_images_per_s,
     )
 
 
@@ -353,6 +363,7 @@ class Database:
             row.state = "RUNNING"
             row.params, row.mult_adds = trial.params, trial.mult_adds
             row.seed, row.retry_of = trial.seed, trial.retry_of
+            row.cells, row.filters = trial.cells, trial.filters
             row.started_at = now()
             row.finished_at = None
 
@@ -376,6 +387,7 @@ class Database:
             row.device = trial.device
             row.error = trial.error
             row.duplicate_of = trial.duplicate_of
+            row.est_images_per_s = trial.est_images_per_s
             row.finished_at = now()
             _upsert_epochs(s, row.search_trial_id, trial.epoch_rows)
             faults.point("db-write")  # the reliability suite's "killed mid-transaction"

@@ -62,10 +62,14 @@ def cost_violation(cost: Cost, config: SearchConfig) -> str | None:
 class Controller:
     """One study (same name as the search) in the shared database."""
 
-    def __init__(self, storage_url: str, config: SearchConfig, epochs: int) -> None:
+    def __init__(self, storage_url: str, config: SearchConfig, epochs: int,
+                 macro: dict[str, tuple[int, ...]] | None = None) -> None:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
         self.config = config
+        # cells/filters: their choices (one value: fixed, not a decision); the driver gives both
+        self.macro = dict(macro or {})
+        self.space = search_space(self.macro)
         self.storage = optuna.storages.RDBStorage(
             storage_url, engine_kwargs={"pool_pre_ping": True}
         )
@@ -74,7 +78,7 @@ class Controller:
             study_name=config.study,
             directions=config.directions,
             sampler=make_sampler(config.sampler, config.seed, config.objectives,
-                                 config.population, config.tournament),
+                                 config.population, config.tournament, self.space),
             pruner=make_pruner(config.pruner, epochs, config.objectives, config.rung_seconds,
                                config.reduction_factor, config.budget_seconds),
             load_if_exists=True,
@@ -84,7 +88,6 @@ class Controller:
                 f"study {config.study!r} optimises {len(self.study.directions)} objective(s); "
                 f"the config asks for {list(config.objectives)}"
             )
-        self.space = search_space()
         self._half_asked: int | None = None  # a trial created, its decisions not all written
         self._asked: dict[int, optuna.trial.Trial] = {}  # Optuna's handles, until told
 
@@ -94,7 +97,8 @@ class Controller:
 
     def ask(self) -> Trial:
         """Sample the next trial (a queued retry first, if any): its number, the genotype its
-        50 decisions spell, its seed and the trial it re-runs.
+        50 decisions spell, its N@F (sampled, else the fixed one), its seed and the trial it
+        re-runs.
 
         Optuna creates the trial (RUNNING) before it writes the 50 decisions, one at a
         time; a database that goes away in between leaves a RUNNING trial nobody holds.
@@ -111,9 +115,12 @@ class Controller:
         self._half_asked = None
         genotype = genotype_from_params(trial.params)
         self._asked[trial.number] = trial
+        size = {name: int(trial.params.get(name, values[0]))  # sampled, else the fixed value
+                for name, values in self.macro.items()}
         return Trial(trial.number, key=genotype.key(), genotype=genotype.to_dict(),
                      seed=trial_seed(self.config.seed, trial.number),
-                     retry_of=trial.user_attrs.get(RETRY_OF))
+                     retry_of=trial.user_attrs.get(RETRY_OF), cells=size.get("cells"),
+                     filters=size.get("filters"))
 
     def report(self, number: int, epoch: int, val_accuracy: float) -> bool:
         """Report an epoch's validation accuracy of asked trial `number`; True if the pruner

@@ -1,7 +1,8 @@
 """The search driver: the one process that writes the database while Ray workers train.
 
 Flow per trial: ask Optuna -> genotype -> cost check on the meta device (violators are
-PRUNED here) -> dedupe by key (a key already trained reuses that result) -> Ray task
+PRUNED here) -> dedupe by the cell's key at its N@F (one already trained reuses that
+result) -> throughput pre-filter (a candidate too slow for its first rung is PRUNED) -> Ray task
 `trial-<study>-<n>` -> epoch reports (stored, pruner asked) -> result -> our tables, then
 Optuna's `tell`. Our row is written before Optuna's, so a driver killed in between is
 reconciled from our row on `--resume`.
@@ -18,7 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,12 @@ class Settings:
     rung_seconds: int | None = None  # the first successive-halving rung, in seconds
     reduction_factor: int = 3
     timeout: float | None = None  # --timeout, else the preset's
+    # Searched N and F: every value each may take ({"cells": (1, 2), "filters": (96,)}); one
+    # value is the network's fixed size, more are Optuna decisions beside the cell's 50.
+    macro: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    # The throughput pre-filter's floor: images a candidate must train in the first rung
+    # (`rung_seconds`); None, or a search not on the clock: no pre-filter.
+    min_rung_images: int | None = None
 
 
 @dataclass
@@ -169,6 +176,8 @@ def resolve_settings(config: SearchConfig, has_gpu: bool) -> Settings:
         epochs=int(getattr(train, "epochs", 1) or 1), cpus=config.cpus_per_trial, gpus=gpus,
         budget_seconds=train.time_budget if first else None, rung_seconds=first,
         reduction_factor=factor, timeout=config.timeout or preset.timeout,
+        macro=resolve_macro(config, preset.macro, network),
+        min_rung_images=config.min_rung_images or preset.min_rung_images,
     )
 
 
@@ -202,6 +211,29 @@ def objective_config(config: SearchConfig, settings: Settings) -> SearchConfig:
         changes.update(budget_seconds=settings.budget_seconds, rung_seconds=settings.rung_seconds,
                        reduction_factor=settings.reduction_factor)
     return config.model_copy(update=changes)
+
+
+def resolve_macro(config: SearchConfig, preset_macro: dict[str, tuple[int, ...]],
+                  network: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    """N and F choices: the config's, else the preset's, else the network's one value; each
+    value must be one the builder takes (exit 2 naming the flag otherwise)."""
+    given = {"cells": config.cells_choices, "filters": config.filters_choices}
+    macro = {}
+    for name, values in given.items():
+        flag = f"--{name}-choices"
+        if values is None and name in config.network:  # network: {filters: 48} fixes F
+            values = (config.network[name],)
+        choices = values or tuple(preset_macro.get(name, ())) or (network[name],)
+        for value in choices:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise BadInput(f"{flag} (config key {name}_choices): {value!r} is not an integer")
+            try:
+                NetworkConfig(**{**network, name: value}).validate()
+            except ConfigError as exc:
+                raise BadInput(f"{flag} (config key {name}_choices): {value} is refused by "
+                               f"the builder: {exc}") from None
+        macro[name] = tuple(choices)
+    return macro
 
 
 def _check_types(cls: type, values: dict[str, Any], what: str) -> None:
@@ -277,15 +309,27 @@ def load_data(config: SearchConfig, settings: Settings) -> tuple[dict[str, Any],
 # -- the driver ------------------------------------------------------------------------------
 
 
-def _trained_keys(db: Database, search_id: int) -> dict[str, Trial]:
-    """Keys this study already trained (not duplicates, not cost-pruned, not failed)."""
+def _trained_keys(db: Database, search_id: int, network: dict[str, Any]) -> dict[str, Trial]:
+    """Identities (cell key at N@F) this study already trained (not duplicates, not
+    cost-pruned, not failed); a row from before N@F was stored is at the search's network."""
     out: dict[str, Trial] = {}
     for t in db.trials(search_id, ["COMPLETE", "PRUNED"]):
-        if t.key is None or t.duplicate_of is not None or t.key in out:
+        if t.key is None or t.duplicate_of is not None:
             continue
-        if t.state == "COMPLETE" or t.epochs > 0:
-            out[t.key] = t
+        t = replace(t, cells=t.cells or network["cells"], filters=t.filters or network["filters"])
+        if t.identity not in out and (t.state == "COMPLETE" or t.epochs > 0):
+            out[t.identity] = t
     return out
+
+
+def throughput_table(settings: Settings) -> Any:
+    """The per-op latency table of this machine, when the pre-filter is on (else None)."""
+    if settings.rung_seconds is None or settings.min_rung_images is None:
+        return None
+    from workers.throughput import LatencyTable
+
+    return LatencyTable(threads=max(1, int(settings.cpus)),
+                        channels_last=bool(getattr(settings.train, "channels_last", False)))
 
 
 def _reconcile(db: Database, search: SearchRecord, controller: Controller,
@@ -405,7 +449,7 @@ def run_search(
                                  None if settings.budget_seconds else settings.epochs)
             try:
                 with view:
-                    controller = Controller(db.url, config, settings.epochs)
+                    controller = Controller(db.url, config, settings.epochs, settings.macro)
                     _reconcile(db, search, controller, view.line)
                     driver = SearchDriver(db, search, controller, settings, config, token, view)
                     driver.run(ray.put(data), started)
@@ -437,8 +481,9 @@ class SearchDriver:
     the epochs workers stream, writes results and tells Optuna.
 
     It owns the trials in flight, each a `Trial` record: `running` (Ray ref -> trial),
-    `parked` (key -> duplicates waiting for the trial of that key to end) and `trained`
-    (key -> the trial whose result a later duplicate reuses).
+    `parked` (identity -> duplicates waiting for the trial of that identity to end) and
+    `trained` (identity -> the trial whose result a later duplicate reuses); the identity
+    is the cell's key at its N@F (`Trial.identity`).
     """
 
     def __init__(self, db: Database, search: SearchRecord, controller: Controller,
@@ -449,7 +494,8 @@ class SearchDriver:
         self.progress = view.line
         self.running: dict[Any, Trial] = {}
         self.parked: dict[str, list[Trial]] = {}
-        self.trained = _trained_keys(db, search.search_id)
+        self.trained = _trained_keys(db, search.search_id, settings.network)
+        self.throughput = throughput_table(settings)  # a LatencyTable, or None: no pre-filter
         self.finished = controller.finished()  # COMPLETE + PRUNED, this run and before
         self.failures = 0  # FAIL in this run
         best = db.best_trial(search.search_id)
@@ -554,14 +600,14 @@ class SearchDriver:
                     self.finish(trial)
                     ray.get(self.broker.trial_finished.remote(
                         trial.state, self.best[0] if self.best else None))
-                    key = trial.key
+                    key = trial.identity
                     if trial.state == "COMPLETE" or (trial.state == "PRUNED" and trial.epochs):
                         self.trained[key] = trial
                     waiting = self.parked.pop(key, [])
                     if waiting and key not in self.trained:  # the original failed: the first
                         heir = waiting.pop(0)  # duplicate trains the key, the rest wait on it
                         db.start_trial(search_id, heir, db.upsert_architecture(
-                            key, heir.genotype, heir.params, heir.mult_adds, None))
+                            heir.key, heir.genotype, heir.params, heir.mult_adds, None))
                         self.start(heir)
                         if waiting:
                             self.parked[key] = waiting
@@ -595,7 +641,7 @@ class SearchDriver:
         settings, config = self.settings, self.config
         spec = TrialSpec(
             study=config.study, number=trial.number, genotype=trial.genotype,
-            network=settings.network,
+            network=self.network_of(trial),
             train=for_trial(settings.train, trial.seed, settings.cpus),
             seed=trial.seed, threads=max(1, int(settings.cpus)),
             measure_latency="latency" in config.objectives,
@@ -604,6 +650,11 @@ class SearchDriver:
                                     settings.gpus, config.max_retries)
         self.running[ref] = replace(trial, started_at=datetime.now(UTC))
         self.view.start(trial.number)
+
+    def network_of(self, trial: Trial) -> dict[str, Any]:
+        """The search's network settings at the trial's N@F."""
+        size = {"cells": trial.cells, "filters": trial.filters}
+        return {**self.settings.network, **{k: v for k, v in size.items() if v is not None}}
 
     def resolve_duplicate(self, trial: Trial, original: Trial) -> None:
         """End a duplicate with the result of the trial that trained its key."""
@@ -644,11 +695,12 @@ class SearchDriver:
 
     def route(self, trial: Trial) -> None:
         """Cost-check an asked trial and send it on: FAIL, PRUNED, duplicate, parked or Ray."""
-        db, settings, config = self.db, self.settings, self.config
+        db, config = self.db, self.config
         search_id = self.search.search_id
         faults.point("dispatch")  # asked (RUNNING in Optuna), not yet in our table nor on Ray
+        network = self.network_of(trial)
         try:
-            cost = network_cost(Genotype.from_dict(trial.genotype), settings.network)
+            cost = network_cost(Genotype.from_dict(trial.genotype), network)
         except (GenotypeError, ConfigError, RuntimeError, ValueError) as exc:
             db.start_trial(search_id, trial, None)
             self.finish(replace(trial, state="FAIL", error=f"cannot build the network: {exc}",
@@ -656,20 +708,39 @@ class SearchDriver:
             return
         trial = replace(trial, params=cost.params, mult_adds=cost.mult_adds)
         arch_id = db.upsert_architecture(trial.key, trial.genotype, cost.params,
-                                         cost.mult_adds, settings.network)
+                                         cost.mult_adds, network)
         db.start_trial(search_id, trial, arch_id)
         violation = cost_violation(cost, config)
         if violation is not None:
             self.finish(replace(trial, state="PRUNED", error=violation, duration_s=0.0))
             return
-        original = self.trained.get(trial.key)
+        original = self.trained.get(trial.identity)
         if original is not None:
             self.resolve_duplicate(trial, original)
             return
-        if any(t.key == trial.key for t in self.running.values()):
-            self.parked.setdefault(trial.key, []).append(trial)
+        if any(t.identity == trial.identity for t in self.running.values()):
+            self.parked.setdefault(trial.identity, []).append(trial)
+            return
+        trial, slow = self.estimate(trial, network)
+        if slow is not None:
+            self.finish(replace(trial, state="PRUNED", error=slow, duration_s=0.0))
             return
         self.start(trial)
+
+    def estimate(self, trial: Trial, network: dict[str, Any]) -> tuple[Trial, str | None]:
+        """The throughput pre-filter: the trial with its estimated training img/s on this
+        machine, and why it cannot train the preset's images in its first rung (or None)."""
+        from workers.throughput import rung_shortfall
+
+        settings = self.settings
+        if self.throughput is None or settings.rung_seconds is None or \
+                settings.min_rung_images is None:
+            return trial, None
+        estimate = self.throughput.estimate(Genotype.from_dict(trial.genotype), network,
+                                            int(getattr(settings.train, "batch_size", 64)))
+        trial = replace(trial, est_images_per_s=estimate.images_per_s)
+        return trial, rung_shortfall(estimate.images_per_s, settings.rung_seconds,
+                                     settings.min_rung_images, settings.preset)
 
     def serve_reports(self) -> None:
         """Store streamed epochs, ask the pruner, and send the answers back to the workers."""

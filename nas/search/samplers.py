@@ -21,17 +21,26 @@ from optuna.trial import FrozenTrial, TrialState
 from search_spaces import choices
 
 
-def search_space() -> dict[str, CategoricalDistribution]:
-    """The 50 categorical decisions as Optuna distributions, in a fixed order."""
-    return {name: CategoricalDistribution(list(values)) for name, values in choices().items()}
+def search_space(
+    macro: dict[str, tuple[int, ...]] | None = None,
+) -> dict[str, CategoricalDistribution]:
+    """The 50 categorical decisions as Optuna distributions, in a fixed order, then the
+    searched macro decisions (`cells`, `filters`: those with more than one value)."""
+    space = {name: CategoricalDistribution(list(values)) for name, values in choices().items()}
+    for name, values in (macro or {}).items():
+        if len(values) > 1:
+            space[name] = CategoricalDistribution(list(values))
+    return space
 
 
 class RegularizedEvolutionSampler(BaseSampler):
     """Aging evolution: tournament of `tournament` out of the last `population` trials."""
 
-    def __init__(self, population: int = 16, tournament: int = 4, seed: int | None = None):
+    def __init__(self, population: int = 16, tournament: int = 4, seed: int | None = None,
+                 space: dict[str, BaseDistribution] | None = None):
         if population < 2 or not 1 <= tournament <= population:
             raise ValueError("need population >= 2 and 1 <= tournament <= population")
+        self.space = dict(space or search_space())  # macro decisions mutate like the cell's
         self.population = population
         self.tournament = tournament
         self.seed = 0 if seed is None else seed
@@ -43,7 +52,7 @@ class RegularizedEvolutionSampler(BaseSampler):
     def infer_relative_search_space(
         self, study: Study, trial: FrozenTrial
     ) -> dict[str, BaseDistribution]:
-        return dict(search_space())
+        return dict(self.space)
 
     def sample_relative(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
@@ -82,6 +91,7 @@ def mutate(
 
 def make_sampler(
     name: str, seed: int, objectives: Sequence[str], population: int = 16, tournament: int = 4,
+    space: dict[str, BaseDistribution] | None = None,
 ) -> BaseSampler:
     """tpe (multivariate, constant liar for parallel trials), random, nsga2, or evolution."""
     if name == "tpe":
@@ -93,7 +103,7 @@ def make_sampler(
     if name == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed, population_size=population)
     if name == "evolution":
-        return RegularizedEvolutionSampler(population, tournament, seed=seed)
+        return RegularizedEvolutionSampler(population, tournament, seed=seed, space=space)
     raise ValueError(f"unknown sampler {name!r}")
 
 

@@ -112,6 +112,9 @@ def resolve_widths(
 
             ref = resolve_ref(rule.ref or "", storage)
             size = dict(reference or {}) if ref.kind == "genotype" else {}
+            if layout == "cifar":  # a searched cell at its own N@F, as `nas train` builds it
+                size.update({k: v for k, v in (("cells", ref.cells), ("filters", ref.filters))
+                             if v is not None})
             size.update(layout=layout, image_size=image_size, num_classes=num_classes)
             try:
                 cap = meta_mult_adds(ref, **ref.resolve(**size))

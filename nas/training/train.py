@@ -32,13 +32,16 @@ TRAIN_COPIES = 3  # weights, gradients, momentum: the least training holds (acti
 
 def network_settings(arch: Arch, preset_network: dict[str, Any], layout: str = "cifar",
                      cells: int | None = None, filters: int | None = None) -> dict[str, Any]:
-    """The full build settings: the preset's N/F (cell networks only) under the flags."""
+    """The full build settings: the preset's N/F (cell networks only), a searched trial's
+    N@F over it, the flags over both."""
     if layout != "cifar":
         raise BadInput(f"nas train trains at the cifar layout (got --layout {layout}); "
                        "use `nas transfer` for the imagenet layout")
     size: dict[str, Any] = {"layout": layout}
     if arch.kind == "genotype":
         size.update(preset_network)
+        size.update({k: v for k, v in (("cells", arch.cells), ("filters", arch.filters))
+                     if v is not None})
         if cells is not None:
             size["cells"] = cells
         if filters is not None:

@@ -85,7 +85,7 @@ def optuna_states(url: str, study: str) -> dict[str, int]:
 
 def check_consistent(url: str, study: str, finished: int) -> list[Trial]:
     """The invariants every fault must leave intact: exactly `finished` COMPLETE/PRUNED
-    trials, none RUNNING (ours or Optuna's), unique numbers, no key trained twice."""
+    trials, none RUNNING (ours or Optuna's), unique numbers, no cell trained twice at one N@F."""
     trials = study_trials(url, study)
     done = [t for t in trials if t.state in ("COMPLETE", "PRUNED")]
     assert len(done) == finished, [(t.number, t.state, t.error) for t in trials]
@@ -110,10 +110,12 @@ def trained_once(url: str, study: str, top: int = 100) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = json.loads(out.stdout)
     trained = {r["trial"]: r for r in rows
                if r["duplicate_of"] is None and (r["state"] == "COMPLETE" or r["epochs"])}
-    twice = {k for k, n in Counter(r["key"] for r in trained.values()).items() if n > 1}
+    # one cell at two sizes is two candidates: identity = key at N@F
+    twice = {k for k, n in Counter((r["key"], r["cells"], r["filters"])
+                                   for r in trained.values()).items() if n > 1}
     assert not twice, ("a key was trained twice",
                        [(r["trial"], r["state"], r["key"], r["note"]) for r in rows
-                        if r["key"] in twice])
+                        if (r["key"], r["cells"], r["filters"]) in twice])
     for r in rows:
         if r["duplicate_of"] is not None:
             original = trained.get(r["duplicate_of"])
