@@ -51,3 +51,17 @@ def test_an_unknown_preset_names_the_known_ones(capsys: pytest.CaptureFixture[st
     assert main(["bench", "train", "nasnet-a", "--preset", "cpu-warp"]) == 2
     err = capsys.readouterr().err
     assert "cpu-warp" in err and "cpu-quick" in err and err.count("\n") == 1
+
+
+def test_cpu_search_caps_candidates_at_nasnet_a_at_the_comparison_size() -> None:
+    """The searched network may not cost more than NASNet-A at cpu-compare's N@F: the cap
+    cpu-search stores with each study is that cost, recounted here."""
+    from nas.search.controller import network_cost
+    from search_spaces import PUBLISHED
+    from workers.presets import NASNET_A_COMPARE_MULT_ADDS, PRESETS
+
+    network = {"layout": "cifar", "image_size": 32, "num_classes": 10,
+               **PRESETS["cpu-compare"].network}
+    cost = network_cost(PUBLISHED["nasnet-a"], network)
+    assert cost.mult_adds == NASNET_A_COMPARE_MULT_ADDS
+    assert PRESETS["cpu-search"].max_mult_adds == NASNET_A_COMPARE_MULT_ADDS

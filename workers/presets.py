@@ -52,7 +52,15 @@ class Preset:
     # The throughput pre-filter (a search on the clock): a candidate estimated to train fewer
     # images than this in its first rung (`rung_seconds`) is pruned before any worker.
     min_rung_images: int | None = None
+    # The hard cap a search puts on candidates unless --max-mult-adds is given (mult-adds per
+    # image at the candidate's own N@F): the searched network must not cost more than the
+    # published cell it is compared with.
+    max_mult_adds: int | None = None
 
+
+# NASNet-A at cpu-compare's size (1@96): the cost every model of the comparison is held to
+# (baselines by `match=nasnet-a`, the search by cpu-search's cap); a test recounts it.
+NASNET_A_COMPARE_MULT_ADDS = 4_170_688
 
 PRESETS: dict[str, Preset] = {
     "cpu-quick": Preset(
@@ -101,6 +109,8 @@ PRESETS: dict[str, Preset] = {
         ),
         trials=100_000, timeout=900.0, rung_seconds=10, reduction_factor=3,
         macro={"cells": (1, 2), "filters": (24, 32, 48, 64, 96)},
+        max_mult_adds=NASNET_A_COMPARE_MULT_ADDS,
+        min_rung_images=640,  # ten batches in the 10 s rung (64 img/s on one thread)
     ),
     "cpu-final": Preset(
         name="cpu-final",

@@ -203,10 +203,15 @@ def _on_the_clock(config: SearchConfig, preset: Any, train: Any) -> tuple[Any, i
 
 def objective_config(config: SearchConfig, settings: Settings) -> SearchConfig:
     """The config as stored with the study: the preset, the objective's budget, rungs and
-    pruner, and the timeout resolved, so that `nas status` and --resume read them back."""
+    pruner, the timeout and the mult-adds cap resolved, so that `nas status` and --resume
+    read them back."""
+    from workers.presets import PRESETS
+
     clock = settings.budget_seconds is not None
     changes: dict[str, Any] = {"preset": settings.preset, "timeout": settings.timeout,
-                               "pruner": config.pruner or ("sha" if clock else "median")}
+                               "pruner": config.pruner or ("sha" if clock else "median"),
+                               "max_mult_adds": config.max_mult_adds
+                               or PRESETS[settings.preset].max_mult_adds}
     if clock:
         changes.update(budget_seconds=settings.budget_seconds, rung_seconds=settings.rung_seconds,
                        reduction_factor=settings.reduction_factor)
