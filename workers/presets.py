@@ -18,7 +18,7 @@ resources; `cpu-transfer` and `gpu-mobile` are documented in the README.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from search_spaces.errors import InputError
@@ -62,6 +62,14 @@ class Preset:
 # (baselines by `match=nasnet-a`, the search by cpu-search's cap); a test recounts it.
 NASNET_A_COMPARE_MULT_ADDS = 4_170_688
 
+# The comparison's recipe (cpu-compare), which cpu-search ranks candidates by: 180 s on the
+# clock, the schedule following it; formats measured per model.
+_COMPARE_TRAIN = TrainConfig(
+    epochs=30, time_budget=180.0, batch_size=64, lr=0.1, weight_decay=5e-4,
+    label_smoothing=0.1, warmup_epochs=1.5, grad_clip=5.0, channels_last=None, bf16=None,
+    eval_every=0, eval_batch_size=1000,
+)
+
 PRESETS: dict[str, Preset] = {
     "cpu-quick": Preset(
         name="cpu-quick",
@@ -83,11 +91,7 @@ PRESETS: dict[str, Preset] = {
                     "30 epochs), scored on the 10,000 test images; formats measured per "
                     "model; baselines at NASNet-A's mult-adds (about 5 min a model)",
         network={"cells": 1, "filters": 96, "auxiliary": False, "drop_path": 0.0},
-        train=TrainConfig(
-            epochs=30, time_budget=180.0, batch_size=64, lr=0.1, weight_decay=5e-4,
-            label_smoothing=0.1, warmup_epochs=1.5, grad_clip=5.0, channels_last=None,
-            bf16=None, eval_every=0, eval_batch_size=1000,
-        ),
+        train=_COMPARE_TRAIN,
         trials=1,
         # half-decade steps: BatchNorm networks train best near 0.1-0.3, the 1/16-width
         # networks without it (VGG-16, AlexNet) only at 0.01-0.03 (docs/results/training.md)
@@ -102,11 +106,10 @@ PRESETS: dict[str, Preset] = {
                     "top rung, all 5,000 at it); N in {1, 2} and F in {24, 32, 48, 64, 96} "
                     "searched beside the cell; 15 minutes, --timeout 2700 for the full search",
         network={"cells": 1, "filters": 96, "auxiliary": False, "drop_path": 0.0},
-        train=TrainConfig(
-            epochs=30, time_budget=180.0, batch_size=64, lr=0.1, weight_decay=5e-4,
-            label_smoothing=0.1, warmup_epochs=1.5, grad_clip=5.0, channels_last=True,
-            bf16=False, eval_every=0, eval_batch_size=1000, report_images=1000,
-        ),
+        # cpu-compare's recipe; the formats fixed at what NASNet cells measured fastest here
+        # (timing four formats costs seconds, a third of the first 10 s rung), and 1,000
+        # validation images scored at each rung below the top
+        train=replace(_COMPARE_TRAIN, channels_last=True, bf16=False, report_images=1000),
         trials=100_000, timeout=900.0, rung_seconds=10, reduction_factor=3,
         macro={"cells": (1, 2), "filters": (24, 32, 48, 64, 96)},
         max_mult_adds=NASNET_A_COMPARE_MULT_ADDS,
