@@ -38,6 +38,12 @@ FINISHED = ("COMPLETE", "PRUNED")  # states that count towards --trials N
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 
 
+
+# What a trial's end writes into its row, under the same names in `Trial` and `TrialRow`.
+_FINISHED_FIELDS = ("state", "val_accuracy", "latency_ms", "duration_s", "train_seconds",
+                    "fit_seconds", "worker_node", "device", "error", "duplicate_of",
+                    "est_images_per_s")
+
 class DatabaseError(Exception):
     """The database cannot be opened or a query failed; the message never holds a password.
 
@@ -376,18 +382,9 @@ class Database:
                 TrialRow.search_id == search_id, TrialRow.number == number))
             if row is None:
                 raise DatabaseError(f"trial {number} of search {search_id} was never started")
-            row.state = trial.state
             row.values_json = trial.values
-            row.val_accuracy = trial.val_accuracy
-            row.latency_ms = trial.latency_ms
-            row.duration_s = trial.duration_s
-            row.train_seconds = trial.train_seconds
-            row.fit_seconds = trial.fit_seconds
-            row.worker_node = trial.worker_node
-            row.device = trial.device
-            row.error = trial.error
-            row.duplicate_of = trial.duplicate_of
-            row.est_images_per_s = trial.est_images_per_s
+            for name in _FINISHED_FIELDS:
+                setattr(row, name, getattr(trial, name))
             row.finished_at = now()
             _upsert_epochs(s, row.search_trial_id, trial.epoch_rows)
             faults.point("db-write")  # the reliability suite's "killed mid-transaction"
