@@ -113,7 +113,6 @@ PRESETS: dict[str, Preset] = {
         trials=100_000, timeout=900.0, rung_seconds=10, reduction_factor=3,
         macro={"cells": (1, 2), "filters": (24, 32, 48, 64, 96)},
         max_mult_adds=NASNET_A_COMPARE_MULT_ADDS,
-        min_rung_images=640,  # ten batches in the 10 s rung (64 img/s on one thread)
     ),
     "cpu-final": Preset(
         name="cpu-final",
