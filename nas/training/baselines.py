@@ -211,7 +211,8 @@ def run_cifar_baselines(
         raise BadInput(str(exc)) from None
     from nas.training.train import lr_grid_of
 
-    lr_grid = lr_grid_of(overrides.pop("lr_grid", None), chosen)  # refused before any work
+    # refused before any work; a preset without a grid trains at its own lr (None)
+    lr_grid = lr_grid_of(overrides.pop("lr_grid", None), chosen) or None
     if rule.kind == "preset":
         rule = parse_width_rule(default_cifar_rule(chosen.name))
     reference = {k: v for k, v in chosen.network.items() if k in ("cells", "filters")}
