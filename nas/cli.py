@@ -191,7 +191,8 @@ def show(ref: str, diagram: Path | None, storage: str, as_json: bool) -> None:
         console.print(table)
     cost = inspect_arch(arch)
     console.print(
-        f"key {arch.genotype.key()}  ·  CIFAR {cost['cells']}@{cost['filters']}: "
+        f"key {arch.genotype.key()}  ·  CIFAR {cost['cells']}@{cost['filters']}"
+        f"{' (stem stride 2)' if cost['stem_stride'] == 2 else ''}: "
         f"{cost['params']:,} params, {cost['mult_adds']:,} mult-adds"
     )
     if diagram is not None:
@@ -252,6 +253,8 @@ def export_cmd(ref: str, out: Path, weights: Path | None, layout: str | None, on
 @click.option("--max-mult-adds", type=int, help="Prune candidates with more mult-adds.")
 @click.option("--cells-choices", help="Searched N (normal cells per stack), e.g. 1,2.")
 @click.option("--filters-choices", help="Searched F (filters), e.g. 24,32,48,64,96.")
+@click.option("--stem-stride-choices",
+              help="Searched stride of the CIFAR stem, e.g. 1,2 (2: cells at 16x16 pixels).")
 @click.option("--min-rung-images", type=int,
               help="Prune, before training, candidates estimated to train fewer images in the "
                    "first rung.")
@@ -371,7 +374,8 @@ def leaderboard(study: str | None, top: int, storage: str, as_json: bool) -> Non
         {
             "trial": t.number, "state": t.state, "val_accuracy": t.val_accuracy,
             "params": t.params, "mult_adds": t.mult_adds, "epochs": t.epochs,
-            "cells": t.cells, "filters": t.filters, "est_images_per_s": t.est_images_per_s,
+            "cells": t.cells, "filters": t.filters, "stem_stride": t.stem_stride,
+            "est_images_per_s": t.est_images_per_s,
             "duration_s": None if t.duration_s is None else round(t.duration_s, 2),
             "key": t.key, "genotype": t.genotype, "duplicate_of": t.duplicate_of,
             "note": t.error,
@@ -381,14 +385,16 @@ def leaderboard(study: str | None, top: int, storage: str, as_json: bool) -> Non
     if as_json:
         print_json(rows)
         return
-    table = Table("trial", "state", "val acc", "params", "mult-adds", "epochs", "seconds",
-                  "key", "note", title=f"study {found.name}")
+    table = Table("trial", "state", "val acc", "N@F", "params", "mult-adds", "epochs",
+                  "seconds", "key", "note", title=f"study {found.name}")
     for r in rows:
         note = f"duplicate of {r['duplicate_of']}" if r["duplicate_of"] is not None else (
             (r["note"] or "").split("\n", 1)[0])  # the summary; --json has the traceback
         table.add_row(
             str(r["trial"]), r["state"],
             "-" if r["val_accuracy"] is None else f"{r['val_accuracy']:.4f}",
+            "-" if r["cells"] is None else (f"{r['cells']}@{r['filters']}"
+                                            + (" s2" if r["stem_stride"] == 2 else "")),
             f"{r['params']:,}" if r["params"] is not None else "-",
             f"{r['mult_adds']:,}" if r["mult_adds"] is not None else "-",
             str(r["epochs"]), "-" if r["duration_s"] is None else f"{r['duration_s']:.1f}",

@@ -29,7 +29,8 @@ def meta_cost(arch: Arch, settings: dict[str, Any]) -> tuple[int, int, int]:
 def _size(settings: dict[str, Any]) -> str:
     size = (f"{settings['cells']}@{settings['filters']}" if settings.get("cells") is not None
             else f"width {settings.get('width', 1.0):g}")
-    return f"{settings['layout']} {size}, {settings['image_size']}px"
+    stem = ", stem stride 2" if settings.get("stem_stride", 1) != 1 else ""
+    return f"{settings['layout']} {size}{stem}, {settings['image_size']}px"
 
 
 def inspect_arch(arch: Arch, **size: Any) -> dict[str, Any]:
@@ -42,6 +43,7 @@ def inspect_arch(arch: Arch, **size: Any) -> dict[str, Any]:
         "layout": settings["layout"],
         "cells": settings.get("cells"),
         "filters": settings.get("filters"),
+        "stem_stride": settings.get("stem_stride"),
         "width": settings.get("width"),
         "image_size": settings["image_size"],
         "num_classes": settings["num_classes"],

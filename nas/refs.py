@@ -91,4 +91,5 @@ def resolve_study_ref(study: str, trial: str, storage: str | None) -> Arch:
         raise BadInput(f"{study}:{trial}: stored genotype is invalid: {exc}") from None
     finally:
         db.close()
-    return Arch(f"{study}:{record.number}", "genotype", genotype, record.cells, record.filters)
+    return Arch(f"{study}:{record.number}", "genotype", genotype, record.cells, record.filters,
+                record.stem_stride)

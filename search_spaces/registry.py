@@ -40,10 +40,11 @@ class Arch:
     name: str
     kind: Kind
     genotype: Genotype | None = None
-    # The CIFAR N@F a searched trial was trained at (STUDY:N); the default size of the cifar
-    # layout, under explicit cells/filters. The imagenet layout sizes its own N@F.
+    # The CIFAR N@F (and stem stride) a searched trial was trained at (STUDY:N); the default
+    # size of the cifar layout, under explicit cells/filters. The imagenet layout sizes its own.
     cells: int | None = None
     filters: int | None = None
+    stem_stride: int | None = None
 
     def resolve(
         self,
@@ -77,7 +78,8 @@ class Arch:
             return settings
         if width is not None and width != 1.0:
             raise ConfigError("--width applies to baselines; size a cell network with --filters")
-        searched = {"cells": self.cells, "filters": self.filters} if layout == "cifar" else {}
+        searched = ({"cells": self.cells, "filters": self.filters, "stem_stride": self.stem_stride}
+                    if layout == "cifar" else {})
         config = NetworkConfig(layout, **DEFAULT_NETWORKS[layout]).with_(**searched).with_(
             cells=cells, filters=filters, image_size=image_size, num_classes=num_classes,
             **network,

@@ -1,4 +1,5 @@
-"""N and F as searched decisions, and the throughput pre-filter (issue 14 items 3 and 4).
+"""N, F and the stem stride as searched decisions, and the throughput pre-filter (issue 14
+items 3 and 4).
 
 Real searches on real CIFAR-10 subsets, tiny networks, a few steps; the pre-filter's
 estimates come from a real latency table measured on this machine.
@@ -22,7 +23,8 @@ from search_spaces import PUBLISHED
 from search_spaces.space import params_from_genotype, sample_genotype
 from workers.throughput import LatencyTable
 
-MACRO = {"cells_choices": (1, 2), "filters_choices": (24, 32), "network": {}}
+MACRO = {"cells_choices": (1, 2), "filters_choices": (24, 32), "stem_stride_choices": (1, 2),
+         "network": {}}
 
 
 @pytest.mark.parametrize(
@@ -35,6 +37,9 @@ MACRO = {"cells_choices": (1, 2), "filters_choices": (24, 32), "network": {}}
         (["--cells-choices", "1,two"], "cells_choices.1"),
         (["--filters-choices", "24.5"], "filters_choices.0"),
         (["--min-rung-images", "0"], "--min-rung-images"),
+        (["--stem-stride-choices", "1,3"],
+         "--stem-stride-choices (config key stem_stride_choices): 3 is refused"),
+        (["--stem-stride-choices", ""], "--stem-stride-choices: give at least one value"),
     ],
 )
 def test_bad_macro_choices_exit_2_and_write_nothing(
@@ -60,29 +65,33 @@ def test_bad_macro_config_key(tmp_path: Path, cifar_dir: Path,
 def test_macro_decisions_round_trip(
     ray_cluster: None, cifar_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """N and F are Optuna decisions, stored with the trial, and what show/train/export build;
-    the same cell at another N@F is another candidate, at the same N@F a duplicate."""
+    """N, F and the stem stride are Optuna decisions, stored with the trial, and what
+    show/train/export build; the same cell at another N@F is another candidate, at the same
+    N@F a duplicate."""
     url = f"sqlite:///{tmp_path / 'nas.db'}"
-    summary = run_search(tiny("m", cifar_dir, trials=2, sampler="random", **MACRO), url)
-    assert summary.states == {"COMPLETE": 2}
+    summary = run_search(tiny("m", cifar_dir, trials=3, sampler="random", **MACRO), url)
+    assert summary.states == {"COMPLETE": 3}
     db = open_database(url)
     search_id = db.search("m").search_id
     trials = db.trials(search_id)
     study = optuna.load_study(study_name="m", storage=db.url)
     for t, frozen in zip(trials, study.trials, strict=True):
-        assert (t.cells, t.filters) == (frozen.params["cells"], frozen.params["filters"])
+        assert (t.cells, t.filters, t.stem_stride) == (
+            frozen.params["cells"], frozen.params["filters"], frozen.params["stem_stride"])
         assert t.cells in (1, 2) and t.filters in (24, 32)
+    assert {t.stem_stride for t in trials} == {1, 2}  # seed 0 draws both
 
     code, out, _ = run_cli("leaderboard", "--study", "m", "--storage", url, "--json",
                            capsys=capsys)
     rows = {r["trial"]: r for r in json.loads(out)}
-    assert code == 0 and all((rows[t.number]["cells"], rows[t.number]["filters"]) ==
-                             (t.cells, t.filters) for t in trials)
+    assert code == 0 and all(
+        (rows[t.number]["cells"], rows[t.number]["filters"], rows[t.number]["stem_stride"]) ==
+        (t.cells, t.filters, t.stem_stride) for t in trials)
 
-    t = trials[0]
+    t = next(t for t in trials if t.stem_stride == 2)
     ref = f"m:{t.number}"
     code, out, _ = run_cli("show", ref, "--storage", url, capsys=capsys)
-    assert code == 0 and f"CIFAR {t.cells}@{t.filters}:" in out
+    assert code == 0 and f"CIFAR {t.cells}@{t.filters} (stem stride 2):" in out
     code, out, _ = run_cli("inspect", ref, "--storage", url, "--json", capsys=capsys)
     assert code == 0 and json.loads(out)["params"] == t.params  # the trial's own network
     code, out, err = run_cli(
@@ -91,12 +100,13 @@ def test_macro_decisions_round_trip(
         "--out", str(tmp_path / "ck"), "--json", capsys=capsys)
     assert code == 0, err
     model = db.models()[0]
-    assert (model.card["architecture"]["cells"], model.card["architecture"]["filters"]) == (
-        t.cells, t.filters)
+    built = model.card["architecture"]
+    assert (built["cells"], built["filters"], built["settings"]["stem_stride"]) == (
+        t.cells, t.filters, 2)
     code, out, _ = run_cli("export", ref, "--storage", url, "--out", str(tmp_path / "ex"),
                            "--json", capsys=capsys)
     exported = json.loads(out)
-    assert code == 0 and exported["params"] == t.params
+    assert code == 0 and exported["params"] == t.params and exported["stem_stride"] == 2
     other = 2 if t.cells == 1 else 1  # an explicit --cells still wins
     code, out, _ = run_cli("inspect", ref, "--storage", url, "--cells", str(other), "--json",
                            capsys=capsys)
@@ -108,12 +118,34 @@ def test_macro_decisions_round_trip(
     study.enqueue_trial(dict(first.params))
     resized = {**first.params, "filters": 56 - first.params["filters"]}
     study.enqueue_trial(resized)
-    run_search(tiny("m", cifar_dir, trials=4, **MACRO), url, resume=True, explicit={"trials"})
-    same, moved = db.trial(search_id, 2), db.trial(search_id, 3)
+    run_search(tiny("m", cifar_dir, trials=5, **MACRO), url, resume=True, explicit={"trials"})
+    same, moved = db.trial(search_id, 3), db.trial(search_id, 4)
     assert same.duplicate_of == first.number and same.epochs == 0
     assert moved.duplicate_of is None and moved.epochs == 1
     assert moved.key == same.key and moved.filters == resized["filters"]
     db.close()
+
+
+def test_stem_stride_quarters_the_cells_pixels() -> None:
+    """Stride 2 runs every cell at 16x16: about a quarter of the mult-adds, the same
+    parameters, logits of the right shape; other strides and the imagenet layout refuse."""
+    from nas.inspect import inspect_arch
+    from search_spaces import ConfigError, get_arch
+
+    arch = get_arch("nasnet-a")
+    paper = inspect_arch(arch, cells=1, filters=96)
+    quartered = inspect_arch(arch, cells=1, filters=96, stem_stride=2)
+    assert quartered["params"] == paper["params"]
+    assert 0.2 < quartered["mult_adds"] / paper["mult_adds"] < 0.3
+    model = arch.build(cells=1, filters=24, stem_stride=2)
+    import torch
+
+    assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+    for bad, message in (({"stem_stride": 3}, "stem stride must be 1 or 2"),
+                         ({"stem_stride": 2, "layout": "imagenet"}, "cifar layout only"),
+                         ({"stem_stride": 2, "image_size": 8}, "use at least 16")):
+        with pytest.raises(ConfigError, match=message):
+            arch.resolve(**bad)
 
 
 def test_latency_table_is_measured_once_and_reused(tmp_path: Path) -> None:

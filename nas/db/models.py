@@ -82,6 +82,7 @@ class TrialRow(Base):
     latency_ms: Mapped[float | None] = mapped_column(Float)
     cells: Mapped[int | None] = mapped_column(Integer)  # N the trial's network was built at
     filters: Mapped[int | None] = mapped_column(Integer)  # F the trial's network was built at
+    stem_stride: Mapped[int | None] = mapped_column(Integer)  # its CIFAR stem's; NULL: 1
     # the pre-filter's training throughput estimate (workers.throughput), beside the
     # measured images_per_s of its epochs
     est_images_per_s: Mapped[float | None] = mapped_column(Float)

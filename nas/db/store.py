@@ -118,6 +118,7 @@ class Trial:
     epochs: int = 0  # epochs trained
     cells: int | None = None  # N of the trial's network (None: a row from before 0004)
     filters: int | None = None  # F of the trial's network
+    stem_stride: int | None = None  # its CIFAR stem's stride (None: 1, or a row before 0005)
     est_images_per_s: float | None = None  # the throughput pre-filter's estimate, if any
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -127,9 +128,12 @@ class Trial:
 
     @property
     def identity(self) -> str | None:
-        """What dedupe compares: the cell's key at its N@F (the same cell at another size is
-        another candidate); None without a key."""
-        return None if self.key is None else f"{self.key}@{self.cells}x{self.filters}"
+        """What dedupe compares: the cell's key at its N@F and stem stride (the same cell at
+        another size is another candidate); None without a key."""
+        if self.key is None:
+            return None
+        stride = "" if (self.stem_stride or 1) == 1 else f"/s{self.stem_stride}"
+        return f"{self.key}@{self.cells}x{self.filters}{stride}"
 
 
 @dataclass(frozen=True)
@@ -177,7 +181,7 @@ def _trial(row: TrialRow, arch: ArchitectureRow | None, epochs: int) -> Trial:
         duplicate_of=row.duplicate_of, retry_of=row.retry_of,
         started_at=as_utc(row.started_at), finished_at=as_utc(row.finished_at), epochs=epochs,
         fit_seconds=row.fit_seconds, cells=row.cells, filters=row.filters,
-        est_images_per_s=row.est_images_per_s,
+        stem_stride=row.stem_stride, est_images_per_s=row.est_images_per_s,
     )
 
 
@@ -369,7 +373,7 @@ class Database:
             row.state = "RUNNING"
             row.params, row.mult_adds = trial.params, trial.mult_adds
             row.seed, row.retry_of = trial.seed, trial.retry_of
-            row.cells, row.filters = trial.cells, trial.filters
+            row.cells, row.filters, row.stem_stride = trial.cells, trial.filters, trial.stem_stride
             row.started_at = now()
             row.finished_at = None
 

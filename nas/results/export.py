@@ -128,6 +128,7 @@ def render_module(
         "num_classes": settings["num_classes"],
         "dropout": float(settings.get("dropout") or 0.0),
         "stem_channels": stem_channels,
+        "stem_stride": int(settings.get("stem_stride") or 1),
     }
     comments = {
         "cells": "N: normal cells per stack",
@@ -135,6 +136,7 @@ def render_module(
         "image_size": "input height = width, pixels (other sizes work too)",
         "dropout": "before the classifier, active in training only",
         "stem_channels": "output channels of the stem convolution",
+        "stem_stride": "the cifar stem's stride: 1 (the paper) or 2 (cells at 16x16)",
     }
     config_lines = [
         f"    {key!r}: {value!r},".replace("'", '"')
@@ -290,6 +292,7 @@ def _header(
     rest = [
         f"Network: {settings['layout']} layout, {settings['cells']}@{settings['filters']} "
         f"(N normal cells per stack @ F filters in the penultimate layer), "
+        f"{'stem stride 2, ' if settings.get('stem_stride', 1) == 2 else ''}"
         f"{size}x{size} input, {settings['num_classes']} classes.",
         f"Input: RGB images (batch, 3, {size}, {size}) normalized per channel as "
         f"(pixel - MEAN) / STD with pixels on the 0..255 scale, MEAN = {_floats(mean)}, "
@@ -561,6 +564,7 @@ def export_model(
         "layout": settings["layout"],
         "cells": settings["cells"],
         "filters": settings["filters"],
+        "stem_stride": settings.get("stem_stride", 1),
         "image_size": settings["image_size"],
         "num_classes": settings["num_classes"],
         "params": cost["params"],

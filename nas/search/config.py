@@ -71,10 +71,11 @@ class SearchConfig(BaseModel):
     max_retries: StrictInt = Field(2, ge=0, le=100)  # re-runs of a trial whose worker died
     train_images: StrictInt | None = Field(None, ge=1, le=45_000)  # of the 45k training split
     val_images: StrictInt | None = Field(None, ge=1, le=5_000)  # of the 5k validation split
-    # Searched N (normal cells per stack) and F (filters) beside the cell; None: the preset's
-    # `macro` range, else the network's one value. "1,2" or [1, 2].
+    # Searched N (normal cells per stack), F (filters) and CIFAR stem stride beside the cell;
+    # None: the preset's `macro` range, else the network's one value. "1,2" or [1, 2].
     cells_choices: tuple[StrictInt, ...] | None = None
     filters_choices: tuple[StrictInt, ...] | None = None
+    stem_stride_choices: tuple[StrictInt, ...] | None = None
     # The throughput pre-filter's floor: images a candidate must train in its first rung
     # (None: the preset's `min_rung_images`).
     min_rung_images: StrictInt | None = Field(None, ge=1, le=100_000_000)
@@ -100,7 +101,7 @@ class SearchConfig(BaseModel):
             return tuple(v.strip() for v in value.split(",") if v.strip())
         return value
 
-    @field_validator("cells_choices", "filters_choices", mode="before")
+    @field_validator("cells_choices", "filters_choices", "stem_stride_choices", mode="before")
     @classmethod
     def _int_list(cls, value: Any) -> Any:
         """A flag's "24,32,48" as integers; anything that is not one stays, to be refused."""
@@ -109,7 +110,7 @@ class SearchConfig(BaseModel):
             return tuple(int(v) if re.fullmatch(r"[+-]?\d{1,12}", v) else v for v in items)
         return value
 
-    @field_validator("cells_choices", "filters_choices")
+    @field_validator("cells_choices", "filters_choices", "stem_stride_choices")
     @classmethod
     def _non_empty(cls, value: tuple[int, ...] | None) -> tuple[int, ...] | None:
         if value is not None and not value:

@@ -120,7 +120,7 @@ class Controller:
         return Trial(trial.number, key=genotype.key(), genotype=genotype.to_dict(),
                      seed=trial_seed(self.config.seed, trial.number),
                      retry_of=trial.user_attrs.get(RETRY_OF), cells=size.get("cells"),
-                     filters=size.get("filters"))
+                     filters=size.get("filters"), stem_stride=size.get("stem_stride"))
 
     def report(self, number: int, epoch: int, val_accuracy: float) -> bool:
         """Report an epoch's validation accuracy of asked trial `number`; True if the pruner

@@ -220,15 +220,17 @@ def objective_config(config: SearchConfig, settings: Settings) -> SearchConfig:
 
 def resolve_macro(config: SearchConfig, preset_macro: dict[str, tuple[int, ...]],
                   network: dict[str, Any]) -> dict[str, tuple[int, ...]]:
-    """N and F choices: the config's, else the preset's, else the network's one value; each
-    value must be one the builder takes (exit 2 naming the flag otherwise)."""
-    given = {"cells": config.cells_choices, "filters": config.filters_choices}
+    """N, F and stem-stride choices: the config's, else the preset's, else the network's one
+    value; each value must be one the builder takes (exit 2 naming the flag otherwise)."""
+    given = {"cells": config.cells_choices, "filters": config.filters_choices,
+             "stem_stride": config.stem_stride_choices}
     macro = {}
     for name, values in given.items():
-        flag = f"--{name}-choices"
+        flag = f"--{name.replace('_', '-')}-choices"
         if values is None and name in config.network:  # network: {filters: 48} fixes F
             values = (config.network[name],)
-        choices = values or tuple(preset_macro.get(name, ())) or (network[name],)
+        choices = values or tuple(preset_macro.get(name, ())) or (
+            getattr(NetworkConfig(**network), name),)
         for value in choices:
             if isinstance(value, bool) or not isinstance(value, int):
                 raise BadInput(f"{flag} (config key {name}_choices): {value!r} is not an integer")
@@ -658,7 +660,7 @@ class SearchDriver:
 
     def network_of(self, trial: Trial) -> dict[str, Any]:
         """The search's network settings at the trial's N@F."""
-        size = {"cells": trial.cells, "filters": trial.filters}
+        size = {"cells": trial.cells, "filters": trial.filters, "stem_stride": trial.stem_stride}
         return {**self.settings.network, **{k: v for k, v in size.items() if v is not None}}
 
     def resolve_duplicate(self, trial: Trial, original: Trial) -> None:

@@ -40,8 +40,8 @@ def network_settings(arch: Arch, preset_network: dict[str, Any], layout: str = "
     size: dict[str, Any] = {"layout": layout}
     if arch.kind == "genotype":
         size.update(preset_network)
-        size.update({k: v for k, v in (("cells", arch.cells), ("filters", arch.filters))
-                     if v is not None})
+        size.update({k: v for k, v in (("cells", arch.cells), ("filters", arch.filters),
+                                       ("stem_stride", arch.stem_stride)) if v is not None})
         if cells is not None:
             size["cells"] = cells
         if filters is not None:
