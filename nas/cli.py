@@ -57,6 +57,8 @@ OPTIONS: dict[str, Callable[[Callable[..., Any]], Callable[..., Any]]] = {
     "cells": click.option("--cells", type=int, help="N: normal cells per stack (cell networks)."),
     "filters": click.option("--filters", type=int, help="F: channels of the penultimate layer."),
     "width": click.option("--width", type=float, help="Width multiplier (baselines)."),
+    "stem-stride": click.option("--stem-stride", type=int, help="Stride of a cell network's "
+                                "CIFAR stem: 1 (the paper) or 2 (the cells at 16x16)."),
     "image-size": click.option("--image-size", type=int, help="Input side in pixels."),
     "classes": click.option("--classes", "num_classes", type=int, help="Number of classes."),
     "epochs": click.option("--epochs", type=int, help="Training epochs (overrides the preset)."),
@@ -530,8 +532,8 @@ def compare_cmd(study: str | None, plot: Path | None, show_all: bool, storage: s
 @click.argument("ref")
 @click.option("--preset", help="Training preset (default: cpu-final, gpu-final with a GPU; "
               "`nas list --presets`).")
-@options("cifar-layout", "cells", "filters", "epochs", "batch-size", "subset", "max-steps",
-         "time-budget", "lr-grid", "seed")
+@options("cifar-layout", "cells", "filters", "stem-stride", "epochs", "batch-size", "subset",
+         "max-steps", "time-budget", "lr-grid", "seed")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Directory for the checkpoint (default: ./checkpoints).")
 @options("data", "storage", "json")

@@ -90,6 +90,35 @@ def test_compare_reads_only_the_card_and_leaves_out_rows_without_one(
     assert by_arch["lenet5"]["width"] == 1.0 and by_arch["lenet5"]["kind"] == "baseline"
 
 
+def test_a_cell_at_another_stem_stride_is_its_own_row(
+    cifar_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`nas train nasnet-a --stem-stride 2` (the control for a searched stride-2 network) is
+    a row of its own, named so, at about a quarter of the mult-adds; a baseline or a stride
+    the builder refuses is exit 2 with one line."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    small = make_small_cifar(cifar_dir, tmp_path / "cifar", train=8, test=4)
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    tiny = ["--preset", "cpu-quick", "--epochs", "1", "--subset", "64", "--max-steps", "1",
+            "--batch-size", "32", "--data", str(small), "--out", str(tmp_path / "ck"),
+            "--storage", url, "--json", "--cells", "1", "--filters", "24"]
+    for stride in ("1", "2"):
+        assert main(["train", "nasnet-a", "--stem-stride", stride, *tiny]) == 0
+        assert json.loads(capsys.readouterr().out)["network"]["stem_stride"] == int(stride)
+    assert main(["compare", "--storage", url, "--json"]) == 0
+    rows = {r["stem_stride"]: r for r in json.loads(capsys.readouterr().out)}
+    assert set(rows) == {1, 2} and rows[1]["params"] == rows[2]["params"]
+    assert 0.2 < rows[2]["mult_adds"] / rows[1]["mult_adds"] < 0.3
+    assert main(["compare", "--storage", url]) == 0
+    assert "nasnet-a (stem stride 2)" in capsys.readouterr().out
+    for ref, stride, message in (("lenet5", "2", "--stem-stride apply to cell networks"),
+                                 ("nasnet-a", "3", "stem stride must be 1 or 2")):
+        assert main(["train", ref, "--stem-stride", stride, *tiny]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1
+
+
 def test_compare_gives_the_mean_over_seeds(
     cifar_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,

@@ -55,6 +55,7 @@ def _row(record: Any) -> dict[str, Any] | None:
         "image_size": card.input.image_size,
         "cells": arch.cells,
         "filters": arch.filters,
+        "stem_stride": arch.settings.get("stem_stride", 1) if arch.kind == "genotype" else None,
         "width": arch.width,
         "params": card.cost.params,
         "mult_adds": card.cost.mult_adds,
@@ -73,14 +74,17 @@ def _row(record: Any) -> dict[str, Any] | None:
 
 
 def over_seeds(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per (arch, layout, preset): the newest model of each seed, the accuracy their
-    mean. `seeds`, `accuracy_per_seed` and `accuracy_sd` (sample sd; None for one seed) say
-    how far a small difference can be trusted; the other facts are the newest row's."""
+    """One row per (arch, its size, layout, preset): the newest model of each seed, the
+    accuracy their mean. `seeds`, `accuracy_per_seed` and `accuracy_sd` (sample sd; None for
+    one seed) say how far a small difference can be trusted; the other facts are the newest
+    row's."""
     import statistics
 
     groups: dict[tuple[Any, ...], dict[int, dict[str, Any]]] = {}
     for r in rows:  # model_id order: a later row of the same seed replaces the earlier one
-        groups.setdefault((r["arch"], r["layout"], r["preset"]), {})[r["seed"]] = r
+        key = (r["arch"], r["cells"], r["filters"], r["stem_stride"], r["width"], r["layout"],
+               r["preset"])
+        groups.setdefault(key, {})[r["seed"]] = r
     out = []
     for by_seed in groups.values():
         newest = max(by_seed.values(), key=lambda r: r["model_id"])
@@ -118,7 +122,7 @@ def compare_rows(
     storage: str, study: str | None = None, show_all: bool = False,
     on_skipped: Callable[[int], None] | None = note_skipped,
 ) -> list[dict[str, Any]]:
-    """The table: one row per (arch, layout, preset) with the mean over its seeds
+    """The table: one row per (arch, its size, layout, preset) with the mean over its seeds
     (`over_seeds`) unless `show_all`; ranked by layout then accuracy; `pareto` marks the
     accuracy / mult-adds front of each layout.
 
@@ -183,6 +187,11 @@ def _accuracy_text(row: dict[str, Any]) -> str:
             f"({len(row['seeds'])} seeds)")
 
 
+def label(row: dict[str, Any]) -> str:
+    """The model's name, with the stem stride where a cell network departs from the paper's."""
+    return f"{row['arch']} (stem stride 2)" if row.get("stem_stride") == 2 else row["arch"]
+
+
 def render_table(rows: Sequence[dict[str, Any]]) -> Any:
     """A rich table, one line per model, Pareto members starred."""
     from rich.table import Table
@@ -192,7 +201,7 @@ def render_table(rows: Sequence[dict[str, Any]]) -> Any:
                   title="trained models (accuracy: CIFAR-10 test / ImageNet-layout val top-1)")
     for r in rows:
         table.add_row(
-            r["arch"], r["kind"], r["layout"], r["preset"] or "-", _human(r["params"]),
+            label(r), r["kind"], r["layout"], r["preset"] or "-", _human(r["params"]),
             _human(r["mult_adds"]),
             _accuracy_text(r),
             "-" if r["top5"] is None else f"{100 * r['top5']:.2f}%",
@@ -248,7 +257,7 @@ def plot_compare(rows: Sequence[dict[str, Any]], path: Path | str, title: str | 
                     color="black", linestyle="--", linewidth=1.2, drawstyle="steps-post",
                     zorder=2)
         for r in mine:
-            ax.annotate(r["arch"], (r["mult_adds"], 100 * r["accuracy"]),
+            ax.annotate(label(r), (r["mult_adds"], 100 * r["accuracy"]),
                         textcoords="offset points", xytext=(6, 5), fontsize=8,
                         fontweight="bold" if r.get("pareto") else "normal")
         ax.set_xscale("log")

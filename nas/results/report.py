@@ -221,7 +221,7 @@ def _leaderboard(trials: Sequence[Trial]) -> str:
 
 def _models(rows: Sequence[dict[str, Any]]) -> str:
     """The comparison table and the accuracy-vs-mult-adds plot, when models were trained."""
-    from nas.results.compare import plot_compare
+    from nas.results.compare import label, plot_compare
 
     if not rows:
         return ('<p class="empty">no trained models in this database yet: run `nas train '
@@ -229,7 +229,7 @@ def _models(rows: Sequence[dict[str, Any]]) -> str:
     table = _table(
         ("arch", "kind", "layout", "preset", "params", "mult-adds", "accuracy", "epochs",
          "train s", "front"),
-        [(r["arch"], r["kind"], r["layout"], r["preset"] or "-", human(r["params"]),
+        [(label(r), r["kind"], r["layout"], r["preset"] or "-", human(r["params"]),
           human(r["mult_adds"]), "-" if r["accuracy"] is None else f"{100 * r['accuracy']:.2f}%",
           "-" if r["epochs"] is None else r["epochs"],
           "-" if r["train_seconds"] is None else f"{r['train_seconds']:.0f}",

@@ -31,9 +31,10 @@ TRAIN_COPIES = 3  # weights, gradients, momentum: the least training holds (acti
 
 
 def network_settings(arch: Arch, preset_network: dict[str, Any], layout: str = "cifar",
-                     cells: int | None = None, filters: int | None = None) -> dict[str, Any]:
+                     cells: int | None = None, filters: int | None = None,
+                     stem_stride: int | None = None) -> dict[str, Any]:
     """The full build settings: the preset's N/F (cell networks only), a searched trial's
-    N@F over it, the flags over both."""
+    N@F and stem stride over it, the flags over both."""
     if layout != "cifar":
         raise BadInput(f"nas train trains at the cifar layout (got --layout {layout}); "
                        "use `nas transfer` for the imagenet layout")
@@ -46,10 +47,12 @@ def network_settings(arch: Arch, preset_network: dict[str, Any], layout: str = "
             size["cells"] = cells
         if filters is not None:
             size["filters"] = filters
+        if stem_stride is not None:
+            size["stem_stride"] = stem_stride
     else:
-        if cells is not None or filters is not None:
-            raise BadInput(f"{arch.name} is a baseline: --cells/--filters apply to cell "
-                           "networks only")
+        if cells is not None or filters is not None or stem_stride is not None:
+            raise BadInput(f"{arch.name} is a baseline: --cells/--filters/--stem-stride apply "
+                           "to cell networks only")
     try:
         return arch.resolve(**size)
     except (ConfigError, GenotypeError) as exc:
@@ -58,9 +61,9 @@ def network_settings(arch: Arch, preset_network: dict[str, Any], layout: str = "
 
 def build_settings(arch: Arch, preset_network: dict[str, Any], layout: str = "cifar",
                    cells: int | None = None, filters: int | None = None,
-                   width: float | None = None) -> dict[str, Any]:
+                   width: float | None = None, stem_stride: int | None = None) -> dict[str, Any]:
     """`network_settings` with a baseline's width multiplier on top."""
-    settings = network_settings(arch, preset_network, layout, cells, filters)
+    settings = network_settings(arch, preset_network, layout, cells, filters, stem_stride)
     if width is None:
         return settings
     try:
@@ -147,6 +150,7 @@ def run_train(
     record_kind: str = "train",
     cifar: Any = None,
     lr_grid: str | Sequence[float] | None = None,
+    stem_stride: int | None = None,
 ) -> dict[str, Any]:
     """Train REF on CIFAR-10's 50,000 training images, score on the 10,000 test images,
     write a checkpoint with its model card and, with `storage`, a row in the models table;
@@ -164,7 +168,7 @@ def run_train(
     arch = resolve_ref(ref, storage)
     chosen = _preset(preset, "train")
     grid = lr_grid_of(lr_grid, chosen)
-    settings = build_settings(arch, chosen.network, layout, cells, filters, width)
+    settings = build_settings(arch, chosen.network, layout, cells, filters, width, stem_stride)
     config = train_config(chosen.train, epochs=epochs, subset=subset, max_steps=max_steps,
                           time_budget=time_budget, seed=seed, batch_size=batch_size,
                           lr=grid[0] if len(grid) == 1 else None)
