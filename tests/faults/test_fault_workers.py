@@ -35,6 +35,18 @@ def _tasks(name: str) -> list[Any]:
     return list_tasks(address=gcs_address(), filters=[("name", "=", name)], detail=True)
 
 
+def _worker_pids(names: list[str], wait: float = 30.0) -> set[int]:
+    """The worker pids that ran the named tasks. Ray reports task events to the GCS
+    asynchronously (about once a second), so a task that failed in 0.2 s can be listed
+    before its worker is: poll until every attempt names its worker, or `wait` runs out."""
+    deadline = time.monotonic() + wait
+    while True:
+        tasks = [t for name in names for t in _tasks(name)]
+        if (tasks and all(t.worker_pid for t in tasks)) or time.monotonic() > deadline:
+            return {int(t.worker_pid) for t in tasks if t.worker_pid}
+        time.sleep(0.5)
+
+
 class Killer(threading.Thread):
     """SIGKILL the worker of each running attempt of the named tasks, `times[name]` times."""
 
@@ -113,10 +125,11 @@ def test_candidate_failures_are_fail_with_the_reason(
                        for t in oom), oom[0].error
     # The workers that hit it are alive and train the next trials (two at once: both
     # worker processes of the 2-CPU cluster are busy, so the OOM ones are among them).
-    pid_oom = {int(t.worker_pid) for n in range(len(oom)) for t in _tasks(f"trial-oom-{n}")}
+    pid_oom = _worker_pids([f"trial-oom-{n}" for n in range(len(oom))])
     run_search(tiny("after", cifar_dir, 2, train={"epochs": 1, "max_steps": 2}), url)
     assert [t.state for t in study_trials(url, "after")] == ["COMPLETE", "COMPLETE"]
-    pid_after = {int(t.worker_pid) for n in range(2) for t in _tasks(f"trial-after-{n}")}
+    pid_after = _worker_pids([f"trial-after-{n}" for n in range(2)])
+    assert pid_oom and pid_after, "Ray's state API names the workers of these tasks"
     assert pid_oom & pid_after, "a worker that hit out-of-memory trained the next trial"
 
 
