@@ -236,8 +236,9 @@ def export_cmd(ref: str, out: Path, weights: Path | None, layout: str | None, on
 @click.option("--preset", help="Training preset (default: cpu-search, gpu-nasnet with GPUs).")
 @click.option("--study", help="Study name: letters, digits, _ . - (default: search).")
 @click.option("--trials", type=int, help="Run until the study holds N finished trials.")
-@click.option("--timeout", type=float, help="Stop starting trials after T seconds (cpu-search: "
-              "900; --timeout 2700 is the full 45-minute search).")
+@click.option("--timeout", type=float, help="Start no trial after T seconds; on the clock a "
+              "running trial stops at the last rung it can reach by then (cpu-search: 900; "
+              "--timeout 2700 is the full 45-minute search).")
 @click.option("--sampler", help="tpe (default), random, nsga2, evolution.")
 @click.option("--population", type=int, help="Evolution: population size P.")
 @click.option("--tournament", type=int, help="Evolution: tournament size S.")

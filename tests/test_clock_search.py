@@ -155,6 +155,28 @@ def test_search_on_the_clock_prunes_and_promotes_at_the_rungs(
     assert "val_accuracy after 3 s of training" in capsys.readouterr().out
 
 
+
+def test_timeout_bounds_the_whole_search_on_the_clock(
+    ray_cluster: None, cifar_dir: Path, tmp_path: Path
+) -> None:
+    """--timeout 20 with a 30 s budget: no trial may train to its top rung, so each one stops
+    at the last rung the deadline still allowed (PRUNED, saying why), not after it."""
+    url = f"sqlite:///{tmp_path / 'nas.db'}"
+    config = make_config(
+        study="deadline", data=str(cifar_dir), trials=2, sampler="random", pruner="none",
+        budget_seconds=30, rung_seconds=1, timeout=20, train_images=512, val_images=200,
+        network={"cells": 1, "filters": 24}, train={"batch_size": 32, "report_images": 100})
+    summary = run_search(config, url)
+    assert summary.states == {"PRUNED": 2}, summary.states
+    db = open_database(url)
+    search = db.search("deadline")
+    for trial in db.trials(search.search_id):
+        steps = [e.epoch for e in db.epochs(search.search_id, trial.number)]
+        assert steps and set(steps) <= {1, 3, 9, 27} and steps == sorted(steps), steps
+        assert trial.error == (f"stopped after {steps[-1]} s of training: --timeout 20 s came "
+                               "before its next rung"), trial.error
+    db.close()
+
 # (case id, command line after `search`, a piece of the one-line message)
 BAD = [
     ("budget zero", ["--budget-seconds", "0"], "--budget-seconds"),

@@ -512,6 +512,8 @@ class SearchDriver:
             view.best = self.best  # a resumed study starts with its best
         self.broker: Any = None  # the EpochBroker actor while `run` runs
         self.data_ref: Any = None  # the study's data in Ray's object store, likewise
+        self.deadline: float | None = None  # --timeout as a time.time(), while `run` runs
+        self.cut: set[int] = set()  # trials stopped at a rung because the deadline was near
 
     def note_best(self, trial: Trial) -> None:
         if trial.state == "COMPLETE" and trial.val_accuracy is not None and (
@@ -569,7 +571,7 @@ class SearchDriver:
         capacity = max(1, int(dispatch.cluster_cpus() // settings.cpus))
         if settings.gpus > 0:
             capacity = min(capacity, max(1, int(dispatch.cluster_gpus() // settings.gpus)))
-        deadline = started + config.timeout if config.timeout else None
+        deadline = self.deadline = started + config.timeout if config.timeout else None
         failure_limit = settings.trials + 3
         last_beat = time.time()
         started_with = self.finished + self.failures
@@ -767,8 +769,19 @@ class SearchDriver:
                 if _finite(row.get("val_accuracy")):
                     prune = self.controller.report(number, row["epoch"],
                                                    float(row["val_accuracy"]))
+                if not prune and self.no_time_for_next_rung(row["epoch"]):
+                    prune = True
+                    self.cut.add(number)
             answers.append((report_id, prune))
         self.broker.answer.remote(answers)
+
+    def no_time_for_next_rung(self, at: int) -> bool:
+        """On the clock, --timeout bounds the whole search: a trial whose next rung would
+        end after the deadline stops at this one (PRUNED, with that reason)."""
+        later = [r for r in self.settings.train.report_at or () if r > at] \
+            if self.settings.budget_seconds else []
+        return bool(later) and self.deadline is not None and \
+            time.time() + later[0] - at > self.deadline
 
     def collect(self, trial: Trial, ref: Any) -> Trial:
         """The finished trial from its worker's result dict (or from why there is none):
@@ -793,7 +806,9 @@ class SearchDriver:
             state = "PRUNED"
             last = rows[-1]["epoch"] if rows else 0
             at = f"{last} s of training" if self.settings.budget_seconds else f"epoch {last}"
-            error = f"pruned by the {self.config.pruner} pruner after {at}"
+            error = (f"stopped after {at}: --timeout {self.config.timeout:g} s came before "
+                     f"its next rung" if trial.number in self.cut
+                     else f"pruned by the {self.config.pruner} pruner after {at}")
         else:
             state, error = "FAIL", result.get("error") or "unknown worker error"
         return replace(
