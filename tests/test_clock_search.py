@@ -155,7 +155,6 @@ def test_search_on_the_clock_prunes_and_promotes_at_the_rungs(
     assert "val_accuracy after 3 s of training" in capsys.readouterr().out
 
 
-
 def test_timeout_bounds_the_whole_search_on_the_clock(
     ray_cluster: None, cifar_dir: Path, tmp_path: Path
 ) -> None:
@@ -176,6 +175,7 @@ def test_timeout_bounds_the_whole_search_on_the_clock(
         assert trial.error == (f"stopped after {steps[-1]} s of training: --timeout 20 s came "
                                "before its next rung"), trial.error
     db.close()
+
 
 # (case id, command line after `search`, a piece of the one-line message)
 BAD = [

@@ -778,8 +778,7 @@ class SearchDriver:
     def no_time_for_next_rung(self, at: int) -> bool:
         """On the clock, --timeout bounds the whole search: a trial whose next rung would
         end after the deadline stops at this one (PRUNED, with that reason)."""
-        later = [r for r in self.settings.train.report_at or () if r > at] \
-            if self.settings.budget_seconds else []
+        later = [r for r in self.settings.train.report_at if r > at]  # () off the clock
         return bool(later) and self.deadline is not None and \
             time.time() + later[0] - at > self.deadline
 
