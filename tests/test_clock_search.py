@@ -42,9 +42,9 @@ def test_cpu_search_is_the_default_and_searches_for_cpu_compare() -> None:
               "grad_clip", "epochs", "time_budget", "crop_pad", "flip", "cutout")
     for name in recipe:
         assert getattr(search.train, name) == getattr(compare.train, name), name
-    # the comparison measures each model's formats; the search fixes NASNet cells' fastest
+    # formats are measured for both, never pinned (the search times them once per study)
     assert (compare.train.channels_last, compare.train.bf16) == (None, None)
-    assert (search.train.channels_last, search.train.bf16) == (True, False)
+    assert (search.train.channels_last, search.train.bf16) == (None, None)
     settings = resolve_settings(make_config(), has_gpu=False)
     assert settings.preset == "cpu-search" and settings.budget_seconds == 180.0
     assert settings.train.report_at == (10.0, 30.0, 90.0, 180.0)
@@ -52,6 +52,27 @@ def test_cpu_search_is_the_default_and_searches_for_cpu_compare() -> None:
     gpu = resolve_settings(make_config(), has_gpu=True)  # gpu-nasnet stays epoch-based
     assert gpu.preset == "gpu-nasnet" and gpu.budget_seconds is None
     assert gpu.train.time_budget is None and gpu.train.report_at == ()
+
+
+def test_search_formats_are_timed_once_and_stored_with_the_study() -> None:
+    """cpu-search leaves channels_last/bf16 open; the driver times them on this CPU once,
+    puts them into the stored config's train overrides, and a stored choice (a resumed
+    study) or one given by the user is kept, not timed again."""
+    from nas.search.driver import measure_search_formats
+
+    config = make_config(preset="cpu-search", cells_choices=(1,), filters_choices=(24,),
+                         stem_stride_choices=(2,))
+    settings = resolve_settings(config, has_gpu=False)
+    timed = measure_search_formats(config, settings, has_gpu=False)
+    formats = {k: timed.train[k] for k in ("channels_last", "bf16")}
+    assert all(isinstance(v, bool) for v in formats.values())
+    again = resolve_settings(timed, has_gpu=False)
+    assert (again.train.channels_last, again.train.bf16) == tuple(formats.values())
+    assert measure_search_formats(timed, again, has_gpu=False) is timed  # stored: kept
+    given = make_config(preset="cpu-search", train={"channels_last": False})
+    kept = measure_search_formats(given, resolve_settings(given, has_gpu=False), False)
+    assert kept.train["channels_last"] is False and isinstance(kept.train["bf16"], bool)
+    assert measure_search_formats(config, settings, has_gpu=True) is config  # CUDA decides
 
 
 def test_trainer_reports_at_the_rungs_on_the_clock(cifar_dir: Path) -> None:

@@ -165,6 +165,25 @@ def test_unreadable_image(subset: Path, cache: Path, capsys: pytest.CaptureFixtu
         load_imagefolder(subset, 40)
 
 
+def test_bad_storage_and_out_are_named_before_training(
+    subset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A --storage or --out that the end of the run would fail on is refused at the start:
+    exit 2, one line, no database file and no checkpoint directory left behind."""
+    missing = tmp_path / "no" / "such" / "dir" / "nas.db"
+    code, err = _exit(["transfer", "nasnet-a", "--data", str(subset), "--batch-size", "8",
+                       "--storage", f"sqlite:///{missing}"], capsys)
+    assert code == 2 and "--storage" in err and len(err.splitlines()) == 1
+    assert not missing.parent.exists()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    code, err = _exit(["transfer", "nasnet-a", "--data", str(subset), "--batch-size", "8",
+                       "--out", str(blocker / "runs"),
+                       "--storage", f"sqlite:///{tmp_path / 'nas.db'}"], capsys)
+    assert code == 2 and "give a directory nas can write into" in err
+    assert len(err.splitlines()) == 1 and blocker.read_text() == "not a directory"
+
+
 def test_zero_workers(subset: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, err = _exit(["transfer", "nasnet-a", "--data", str(subset), "--workers", "0"], capsys)
     assert code == 2 and "--workers must be at least 1" in err and len(err.splitlines()) == 1

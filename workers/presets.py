@@ -107,10 +107,10 @@ PRESETS: dict[str, Preset] = {
                     "192} and the stem stride in {1, 2} searched beside the cell; 15 minutes, "
                     "--timeout 2700 for the full search",
         network={"cells": 1, "filters": 96, "auxiliary": False, "drop_path": 0.0},
-        # cpu-compare's recipe; the formats fixed at what NASNet cells measured fastest here
-        # (timing four formats costs seconds, a third of the first 10 s rung), and 1,000
-        # validation images scored at each rung below the top
-        train=replace(_COMPARE_TRAIN, channels_last=True, bf16=False, report_images=1000),
+        # cpu-compare's recipe, formats included (measured: the search times them once per
+        # study, nas.search.driver.measure_search_formats), and 1,000 validation images
+        # scored at each rung below the top
+        train=replace(_COMPARE_TRAIN, report_images=1000),
         trials=100_000, timeout=900.0, rung_seconds=10, reduction_factor=3,
         # stride 2 runs the cells at 16x16: on 2 CPU cores about 4x the images per second at
         # a quarter of the mult-adds, which leaves room for wider F under the cost cap

@@ -18,19 +18,21 @@ from typing import Any
 from nas.errors import BadInput
 from search_spaces import BASELINES, PUBLISHED
 
-KINDS = ("searched", "published", "baseline")
-KIND_COLORS = {"searched": "#d62728", "published": "#1f77b4", "baseline": "#7f7f7f"}
+KINDS = ("searched", "custom", "published", "baseline")
+KIND_COLORS = {"searched": "#d62728", "custom": "#2ca02c", "published": "#1f77b4",
+               "baseline": "#7f7f7f"}
 LAYOUT_TITLES = {"cifar": "CIFAR-10 layout: test accuracy",
                  "imagenet": "ImageNet layout: val top-1"}
 
 
 def model_kind(arch: str) -> str:
-    """searched (a study's trial or a genotype file), published (genotype), or baseline."""
+    """searched (a study's trial, STUDY:N), custom (a genotype file: the table cannot tell
+    whether a search or a person wrote it), published (genotype), or baseline."""
     if arch in BASELINES:
         return "baseline"
     if arch in PUBLISHED:
         return "published"
-    return "searched"
+    return "searched" if ":" in arch else "custom"
 
 
 def _row(record: Any) -> dict[str, Any] | None:

@@ -329,6 +329,38 @@ def _trained_keys(db: Database, search_id: int, network: dict[str, Any]) -> dict
     return out
 
 
+def measure_search_formats(config: SearchConfig, settings: Settings, has_gpu: bool
+                           ) -> SearchConfig:
+    """The formats (channels_last, bf16) every candidate of a CPU search trains in, timed on
+    this machine once per study and stored with it (a resumed study keeps them).
+
+    Why once, not per candidate like the comparison: timing four formats costs seconds, a
+    third of a 10 s first rung; and why timed, not pinned: the fastest format of a cell
+    network differs between hosts (channels_last fp32 on an AMD EPYC, contiguous bf16 on a
+    Xeon with AMX). The reference is NASNet-A at the middle of each searched macro range, at
+    a trial's thread count. Formats the preset or `--train` fix are kept; on a GPU the
+    trainer's own choice (both on) stands.
+    """
+    train = settings.train
+    missing = [name for name in ("channels_last", "bf16") if getattr(train, name, False) is None]
+    if has_gpu or not missing:
+        return config
+    import torch
+
+    from search_spaces import get_arch
+    from workers.throughput import _threads
+    from workers.train import choose_formats
+
+    network = {**settings.network, **{k: v[len(v) // 2] for k, v in settings.macro.items()}}
+    with _threads(max(1, int(settings.cpus))):
+        model = get_arch("nasnet-a").build(**network)
+        channels_last, bf16 = choose_formats(model, train, torch.device("cpu"),
+                                             int(network.get("image_size", 32)))
+    measured = {"channels_last": channels_last, "bf16": bf16}
+    return config.model_copy(update={
+        "train": {**config.train, **{name: measured[name] for name in missing}}})
+
+
 def throughput_table(settings: Settings) -> Any:
     """The per-op latency table of this machine, when the pre-filter is on (else None)."""
     if settings.rung_seconds is None or settings.min_rung_images is None:
@@ -417,8 +449,11 @@ def run_search(
                                f"({holder}); wait for it or stop it first")
         dashboard = dispatch.start_ray(config.ray_address)
         with sigterm_as_interrupt():  # from here on SIGTERM stops it like Ctrl-C
-            settings = resolve_settings(config, has_gpu=dispatch.cluster_gpus() > 0)
+            has_gpu = dispatch.cluster_gpus() > 0
+            settings = resolve_settings(config, has_gpu=has_gpu)
             config = objective_config(config, settings)
+            config = measure_search_formats(config, settings, has_gpu)
+            settings = resolve_settings(config, has_gpu=has_gpu)
             require_gpus(settings, dispatch.cluster_gpus(), "the Ray cluster")
             missing = dispatch.unmet_trial_resources(settings.cpus, settings.gpus)
             if missing is not None and config.ray_address is None:
@@ -448,6 +483,9 @@ def run_search(
             progress(f"study {config.study}: preset {settings.preset}, sampler {config.sampler}, "
                      f"{settings.trials} trials, database {db.display_url}")
             progress(f"objective: {objective_text(config.to_dict())}")
+            if not has_gpu:
+                progress(f"formats: channels_last {settings.train.channels_last}, bf16 "
+                         f"{settings.train.bf16}")
             if dashboard:
                 progress(f"Ray dashboard: {dashboard}")
             progress(metrics_line(dispatch.session_dir()))

@@ -187,9 +187,16 @@ def run_transfer(
     record_kind: str = "transfer",
 ) -> dict[str, Any]:
     """Train `plan` with Ray Train; save the checkpoint; record it; return the `--json` row."""
+    from nas.preflight import check_out_dir, check_storage
+    from nas.training.train import cost_of
     from workers.checkpoint import save_checkpoint
     from workers.distributed import fit
 
+    # What the end needs is tried first: a bad --storage or --out, or a network this machine
+    # cannot hold, is named before the data is decoded and the workers train.
+    check_storage(storage)
+    check_out_dir(Path(out))
+    cost_of(plan.arch, plan.settings)
     _local_gpu_precheck(ray_address, plan.gpus_per_worker)
     arrays, fingerprint = _load_data(plan, cache_dir)
     ensure_ray(ray_address)
