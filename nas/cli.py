@@ -504,7 +504,8 @@ def baselines_cmd(layout: str, archs: str | None, width_rule: str | None, out: P
 
 
 @cli.command("compare")
-@click.option("--study", help="Only this study's searched cells (published and baselines stay).")
+@click.option("--study",
+              help="Only this study's searched cells (custom, published and baselines stay).")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),
               help="Write accuracy vs mult-adds (.png, .svg or .pdf).")
 @click.option("--all", "show_all", is_flag=True,
