@@ -114,7 +114,7 @@ class LatencyTable:
             x = x.contiguous(memory_format=fmt)
         x.requires_grad_(True)
         times = []
-        with _threads(self.threads):
+        with torch_threads(self.threads):
             for i in range(REPEATS + 1):
                 start = time.perf_counter()
                 out = unit(x)
@@ -151,7 +151,9 @@ def _unit_shapes(model: nn.Module, batch_size: int,
 
 
 @contextmanager
-def _threads(n: int) -> Iterator[None]:
+def torch_threads(n: int) -> Iterator[None]:
+    """Time with a trial's thread count (the table, the search's format choice), then give
+    the process its own back."""
     previous = torch.get_num_threads()
     torch.set_num_threads(n)
     try:

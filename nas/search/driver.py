@@ -348,11 +348,11 @@ def measure_search_formats(config: SearchConfig, settings: Settings, has_gpu: bo
     import torch
 
     from search_spaces import get_arch
-    from workers.throughput import _threads
+    from workers.throughput import torch_threads
     from workers.train import choose_formats
 
     network = {**settings.network, **{k: v[len(v) // 2] for k, v in settings.macro.items()}}
-    with _threads(max(1, int(settings.cpus))):
+    with torch_threads(max(1, int(settings.cpus))):
         model = get_arch("nasnet-a").build(**network)
         channels_last, bf16 = choose_formats(model, train, torch.device("cpu"),
                                              int(network.get("image_size", 32)))
