@@ -18,11 +18,13 @@
 # STEP is search, cifar, cifar-rest, transfer, compare (default: all five, in that order).
 # Every model goes into WORKDIR/nas.db (copy it to docs/results/comparison.db); logs with
 # /usr/bin/time -v figures go to WORKDIR/*.log. SEARCH_TIMEOUT (default 2700 s) shortens the
-# search.
+# search; STUDY (default s1) names the study, so that a new search can go into a copy of
+# docs/results/comparison.db beside the earlier one (STUDY=s2).
 set -euo pipefail
 work=$(realpath "$1"); cifar=$(realpath "$2"); imagenette=$(realpath "$3"); shift 3
 steps=${*:-search cifar cifar-rest transfer compare}
 nas=${NAS:-nas}
+study=${STUDY:-s1}
 export NAS_STORAGE="sqlite:///$work/nas.db"
 mkdir -p "$work" && cd "$work"
 
@@ -35,11 +37,11 @@ timed() {  # timed LOG COMMAND...: run, keep stdout+stderr and the time figures 
 for step in $steps; do
     case $step in
     search)
-        timed search.log "$nas" search --preset cpu-search --study s1 \
+        timed search.log "$nas" search --preset cpu-search --study "$study" \
             --timeout "${SEARCH_TIMEOUT:-2700}" --data "$cifar" ;;
     cifar)
         for seed in 0 1; do
-            timed "train-s1-best-s$seed.log" "$nas" train s1:best --preset cpu-compare \
+            timed "train-$study-best-s$seed.log" "$nas" train "$study:best" --preset cpu-compare \
                 --data "$cifar" --out runs --seed "$seed" --json
         done
         for seed in 0 1; do
@@ -58,7 +60,7 @@ for step in $steps; do
                 --data "$cifar" --out runs --seed 0 --json
         done ;;
     transfer)
-        for ref in s1:best mobilenet-v1 resnet18 nasnet-a; do
+        for ref in "$study:best" mobilenet-v1 resnet18 nasnet-a; do
             timed "transfer-${ref/:/-}.log" "$nas" transfer "$ref" --preset cpu-transfer \
                 --data "$imagenette" --out runs --json
         done ;;

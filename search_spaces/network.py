@@ -4,6 +4,9 @@ N@F naming (Zoph et al., 2018): N normal cells per stack, F channels in the penu
 layer. CIFAR layout: 3x3 conv stem, [N normal, reduction, N normal, reduction, N normal];
 the paper's stem keeps 32x32 (stride 1), `stem_stride=2` runs every cell at a quarter of the
 pixels (a macro decision the search may take: on CPUs it buys about 4x the images per second).
+N = 0 leaves the stem and the two reduction cells: the shallowest network of the skeleton,
+which on 2 CPU cores trains about twice the images per second of N = 1 at similar mult-adds
+(docs/results/comparison.md).
 ImageNet layout: stride-2 3x3 conv stem, two reduction cells as stem, then the same stacks.
 """
 
@@ -42,7 +45,7 @@ class NetworkConfig:
     """How to stack cells. Defaults are NASNet-A 6@768 on CIFAR-10."""
 
     layout: Layout = "cifar"
-    cells: int = 6  # N: normal cells per stack
+    cells: int = 6  # N: normal cells per stack; 0 leaves only the reduction cells
     filters: int = 768  # F: channels of the penultimate layer
     image_size: int = 32  # input height = width, pixels
     num_classes: int = 10
@@ -55,8 +58,8 @@ class NetworkConfig:
     def validate(self) -> NetworkConfig:
         if self.layout not in LAYOUTS:
             raise ConfigError(f"unknown layout {self.layout!r}; use cifar or imagenet")
-        if self.cells < 1:
-            raise ConfigError(f"--cells must be at least 1 (got {self.cells})")
+        if self.cells < 0:
+            raise ConfigError(f"--cells must be at least 0 (got {self.cells})")
         if self.cells > MAX_CELLS:
             raise ConfigError(f"--cells must be at most {MAX_CELLS} (got {self.cells:,})")
         if self.filters < 24:

@@ -82,7 +82,7 @@ def _bad_files(tmp_path: Path) -> dict[str, Path]:
     ("args", "message"),
     [
         (["inspect", "no-such-net"], "unknown architecture 'no-such-net'"),
-        (["inspect", "nasnet-a", "--cells", "0"], "--cells must be at least 1"),
+        (["inspect", "nasnet-a", "--cells", "-1"], "--cells must be at least 0"),
         (["inspect", "nasnet-a", "--layout", "imagenet", "--image-size", "7"], "too small"),
         (["inspect", "resnet18", "--cells", "2"], "baseline"),
         (["inspect", "inception-resnet-v2", "--width", "0.3"], "breaks a residual"),

@@ -342,16 +342,19 @@ def test_generated_source_is_readable_ruff_clean_and_imports_only_torch(
     assert "def build(weights" in source
 
 
+@pytest.mark.parametrize("cells", [0, 1])  # N = 0: the reduction cells only (cpu-search)
 @pytest.mark.parametrize("layout", ["cifar", "imagenet"])
-def test_every_op_exports_with_the_projects_keys_and_outputs(layout: str, tmp_path: Path) -> None:
+def test_every_op_exports_with_the_projects_keys_and_outputs(
+    layout: str, cells: int, tmp_path: Path
+) -> None:
     arch = Arch("all-ops", "genotype", ALL_OPS)
     assert {op for c in (ALL_OPS.normal, ALL_OPS.reduce) for b in c.blocks for op in b.ops} \
         == set(OPS)
-    result = export_model(arch, tmp_path, layout=layout, cells=1, filters=48, image_size=32,
-                          num_classes=7)
+    result = export_model(arch, tmp_path, layout=layout, cells=cells, filters=48,
+                          image_size=32, num_classes=7)
     assert result["max_abs_diff"] <= 1e-5
     torch.manual_seed(3)
-    project = arch.build(layout=layout, cells=1, filters=48, image_size=32, num_classes=7)
+    project = arch.build(layout=layout, cells=cells, filters=48, image_size=32, num_classes=7)
     for module in project.modules():
         if isinstance(module, torch.nn.BatchNorm2d):
             module.running_mean.normal_(0.0, 0.5)

@@ -32,7 +32,7 @@ MACRO = {"cells_choices": (1, 2), "filters_choices": (24, 32), "stem_stride_choi
     [
         (["--cells-choices", ""], "--cells-choices: give at least one value"),
         (["--filters-choices", ","], "--filters-choices: give at least one value"),
-        (["--cells-choices", "0,1"], "--cells-choices (config key cells_choices): 0 is refused"),
+        (["--cells-choices", "-1,1"], "--cells-choices (config key cells_choices): -1 is refused"),
         (["--filters-choices", "16,32"], "--filters-choices (config key filters_choices): 16"),
         (["--cells-choices", "1,two"], "cells_choices.1"),
         (["--filters-choices", "24.5"], "filters_choices.0"),

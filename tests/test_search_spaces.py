@@ -213,10 +213,21 @@ def test_concat_blocks_build() -> None:
     assert net(torch.randn(2, 3, 32, 32)).shape == (2, 10)
 
 
+@pytest.mark.parametrize("layout", ["cifar", "imagenet"])
+def test_zero_normal_cells_leave_the_reduction_cells(layout: str) -> None:
+    """N = 0 is the skeleton without normal cells: CIFAR keeps its two reductions, the
+    ImageNet layout its two stem reductions too; no normal cell is built."""
+    size = 32 if layout == "cifar" else 64
+    net = build_network(NASNET, NetworkConfig(layout, cells=0, filters=96, image_size=size))
+    assert all(cell.reduction for cell in net.cells)
+    assert len(net.cells) == (2 if layout == "cifar" else 4)
+    assert net(torch.randn(2, 3, size, size)).shape == (2, 10)
+
+
 @pytest.mark.parametrize(
     ("config", "message"),
     [
-        (NetworkConfig(cells=0), "--cells must be at least 1"),
+        (NetworkConfig(cells=-1), "--cells must be at least 0"),
         (NetworkConfig("imagenet", image_size=7), "--image-size 7 is too small"),
         (NetworkConfig(filters=3), "--filters must be at least 24"),
     ],

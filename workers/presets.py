@@ -103,9 +103,9 @@ PRESETS: dict[str, Preset] = {
         description="search for the cpu-compare budget on 2 CPU cores: its network and "
                     "recipe, 180 s on the clock per candidate on the 45,000 training images, "
                     "successive halving at 10/30/90/180 s (1,000 validation images below the "
-                    "top rung, all 5,000 at it); N in {1, 2}, F in {24, 32, 48, 64, 96, 128, "
-                    "192} and the stem stride in {1, 2} searched beside the cell; 15 minutes, "
-                    "--timeout 2700 for the full search",
+                    "top rung, all 5,000 at it); N in {0, 1, 2}, F in {24, 32, 48, 64, 96, "
+                    "128, 192, 256, 384} and the stem stride in {1, 2} searched beside the "
+                    "cell; 15 minutes, --timeout 2700 for the full search",
         network={"cells": 1, "filters": 96, "auxiliary": False, "drop_path": 0.0},
         # cpu-compare's recipe, formats included (measured: the search times them once per
         # study, nas.search.driver.measure_search_formats), and 1,000 validation images
@@ -113,8 +113,11 @@ PRESETS: dict[str, Preset] = {
         train=replace(_COMPARE_TRAIN, report_images=1000),
         trials=100_000, timeout=900.0, rung_seconds=10, reduction_factor=3,
         # stride 2 runs the cells at 16x16: on 2 CPU cores about 4x the images per second at
-        # a quarter of the mult-adds, which leaves room for wider F under the cost cap
-        macro={"cells": (1, 2), "filters": (24, 32, 48, 64, 96, 128, 192), "stem_stride": (1, 2)},
+        # a quarter of the mult-adds, which leaves room for wider F under the cost cap; N = 0
+        # (the reduction cells only) about doubles the rate again, F up to 384 keeps such a
+        # network near the cap (docs/results/comparison.md)
+        macro={"cells": (0, 1, 2), "filters": (24, 32, 48, 64, 96, 128, 192, 256, 384),
+               "stem_stride": (1, 2)},
         max_mult_adds=NASNET_A_COMPARE_MULT_ADDS,
     ),
     "cpu-final": Preset(
