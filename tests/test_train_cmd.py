@@ -113,7 +113,7 @@ def test_train_a_baseline_is_deterministic_for_a_seed(
     (["--epochs", "0"], "--epochs must be at least 1"),
     (["--subset", "16", "--batch-size", "32"], "batch size 32 is larger than the 16"),
     (["--preset", "tpu-huge"], "unknown preset"),
-    (["--cells", "0"], "cells"),
+    (["--cells", "-1"], "cells"),
     (["--layout", "imagenet"], "--layout"),
 ])
 def test_bad_input_exits_2_with_one_line_and_no_checkpoint(

@@ -31,7 +31,7 @@ FILES: dict[str, str | bytes] = {
     "out-of-range.yaml": "trials: -4\n",
     "nested-unknown.yaml": "train:\n  warp_speed: 9\n",
     "nested-type.yaml": "train:\n  epochs: lots\n",
-    "network-range.yaml": "network:\n  cells: 0\n",
+    "network-range.yaml": "network:\n  cells: -1\n",
     "list.yaml": "- trials\n- 3\n",
     "non-ascii.yaml": "tríals: 3\n",
     "latin1.yaml": "sampler: tp\xe9\n".encode("latin-1"),
