@@ -19,14 +19,13 @@
 # Every model goes into WORKDIR/nas.db (copy it to docs/results/comparison.db); logs with
 # /usr/bin/time -v figures go to WORKDIR/*.log. SEARCH_TIMEOUT (default 2700 s) shortens the
 # search; STUDY (default s1) names the study, so that a new search can go into a copy of
-# docs/results/comparison.db beside the earlier one (STUDY=s2); PRUNER (default: the search's
-# own, successive halving on the clock) picks another of `nas search --pruner`.
+# docs/results/comparison.db beside the earlier one (STUDY=s2); PRUNER (default sha, successive
+# halving on the clock) is `nas search --pruner`.
 set -euo pipefail
 work=$(realpath "$1"); cifar=$(realpath "$2"); imagenette=$(realpath "$3"); shift 3
 steps=${*:-search cifar cifar-rest transfer compare}
 nas=${NAS:-nas}
 study=${STUDY:-s1}
-pruner=(${PRUNER:+--pruner "$PRUNER"})
 export NAS_STORAGE="sqlite:///$work/nas.db"
 mkdir -p "$work" && cd "$work"
 
@@ -40,7 +39,7 @@ for step in $steps; do
     case $step in
     search)
         timed search.log "$nas" search --preset cpu-search --study "$study" \
-            --timeout "${SEARCH_TIMEOUT:-2700}" "${pruner[@]}" --data "$cifar" ;;
+            --timeout "${SEARCH_TIMEOUT:-2700}" --pruner "${PRUNER:-sha}" --data "$cifar" ;;
     cifar)
         for seed in 0 1; do
             timed "train-$study-best-s$seed.log" "$nas" train "$study:best" --preset cpu-compare \

@@ -19,7 +19,7 @@ import dataclasses
 import json
 import os
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 from torch import nn
@@ -34,6 +34,30 @@ from workers.throughput import cpu_model
 from workers.train import train
 
 STORAGE = "sqlite:///docs/results/comparison.db"
+KEYS = {"ref", "cells", "filters", "stride", "stem_mult", "stem_k", "seed", "grid"}
+
+
+def fail(message: str) -> NoReturn:
+    """Bad input: one line on stderr, exit 2, nothing written."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def parse_spec(text: str) -> dict[str, Any]:
+    """The JSON spec, checked before any training: a wrong key or a cell network without
+    N@F is a one-line error (exit 2), not a traceback after minutes."""
+    try:
+        spec = json.loads(text)
+    except json.JSONDecodeError as exc:
+        fail(f"SPEC is not JSON ({exc}); e.g. '{{\"ref\": \"s1:48\", \"cells\": 0, "
+             '"filters": 192}\'')
+    if not isinstance(spec, dict) or "ref" not in spec:
+        fail('SPEC needs "ref": "baseline:NAME:WIDTH" or a study ref')
+    if unknown := set(spec) - KEYS:
+        fail(f"SPEC has unknown keys {sorted(unknown)}; use {sorted(KEYS)}")
+    if not spec["ref"].startswith("baseline:") and not {"cells", "filters"} <= set(spec):
+        fail('a cell network needs "cells" and "filters" (N@F) in SPEC')
+    return spec
 
 
 def dense_stem(net: nn.Module, k: int) -> nn.Module:
@@ -76,4 +100,11 @@ def main(spec: dict[str, Any], out: str) -> None:
 
 
 if __name__ == "__main__":
-    main(json.loads(sys.argv[1]), sys.argv[2])
+    if len(sys.argv) != 3:
+        fail("usage: val_probe.py SPEC OUT.jsonl")
+    args = parse_spec(sys.argv[1])
+    try:
+        count_cost(build(args), 32)  # the ref resolves and the network builds: before data
+    except Exception as exc:  # any failure here is the spec's: said in one line
+        fail(f"SPEC does not build: {exc}")
+    main(args, sys.argv[2])
