@@ -258,6 +258,8 @@ def export_cmd(ref: str, out: Path, weights: Path | None, layout: str | None, on
 @click.option("--filters-choices", help="Searched F (filters), e.g. 24,32,48,64,96.")
 @click.option("--stem-stride-choices",
               help="Searched stride of the CIFAR stem, e.g. 1,2 (2: cells at 16x16 pixels).")
+@click.option("--blocks-choices",
+              help="Searched B, blocks per cell (1..5; the paper: 5), e.g. 1,2,3,4,5.")
 @click.option("--min-rung-images", type=int,
               help="Prune, before training, candidates estimated to train fewer images in the "
                    "first rung.")

@@ -144,7 +144,8 @@ def test_search_on_the_clock_prunes_and_promotes_at_the_rungs(
     config = make_config(
         study="clock", data=str(cifar_dir), trials=3, sampler="random", cpus_per_trial=2,
         budget_seconds=3, rung_seconds=1, train_images=512, val_images=200,
-        network={"cells": 1, "filters": 24}, train={"batch_size": 32, "report_images": 100})
+        network={"cells": 1, "filters": 24}, blocks_choices=(5,),  # 5 blocks: under the cap
+        train={"batch_size": 32, "report_images": 100})
     summary = run_search(config, url)
     assert summary.trials == 3 and summary.best is not None
     db = open_database(url)
@@ -185,7 +186,8 @@ def test_timeout_bounds_the_whole_search_on_the_clock(
     config = make_config(
         study="deadline", data=str(cifar_dir), trials=2, sampler="random", pruner="none",
         budget_seconds=30, rung_seconds=1, timeout=20, train_images=512, val_images=200,
-        network={"cells": 1, "filters": 24}, train={"batch_size": 32, "report_images": 100})
+        network={"cells": 1, "filters": 24}, blocks_choices=(5,),  # 5 blocks: under the cap
+        train={"batch_size": 32, "report_images": 100})
     summary = run_search(config, url)
     assert summary.states == {"PRUNED": 2}, summary.states
     db = open_database(url)

@@ -1,5 +1,5 @@
-"""N, F and the stem stride as searched decisions, and the throughput pre-filter (issue 14
-items 3 and 4).
+"""N, F, the stem stride and B (blocks per cell) as searched decisions, and the throughput
+pre-filter (issue 14 items 3 and 4).
 
 Real searches on real CIFAR-10 subsets, tiny networks, a few steps; the pre-filter's
 estimates come from a real latency table measured on this machine.
@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -24,7 +26,7 @@ from search_spaces.space import params_from_genotype, sample_genotype
 from workers.throughput import LatencyTable
 
 MACRO = {"cells_choices": (1, 2), "filters_choices": (24, 32), "stem_stride_choices": (1, 2),
-         "network": {}}
+         "blocks_choices": (1, 2), "network": {}}
 
 
 @pytest.mark.parametrize(
@@ -40,6 +42,10 @@ MACRO = {"cells_choices": (1, 2), "filters_choices": (24, 32), "stem_stride_choi
         (["--stem-stride-choices", "1,3"],
          "--stem-stride-choices (config key stem_stride_choices): 3 is refused"),
         (["--stem-stride-choices", ""], "--stem-stride-choices: give at least one value"),
+        (["--blocks-choices", "0,2"],
+         "--blocks-choices (config key blocks_choices): 0 is refused: a cell has 1 to 5"),
+        (["--blocks-choices", "2,6"], "--blocks-choices (config key blocks_choices): 6 is"),
+        (["--blocks-choices", "2,x"], "blocks_choices.1"),
     ],
 )
 def test_bad_macro_choices_exit_2_and_write_nothing(
@@ -65,9 +71,9 @@ def test_bad_macro_config_key(tmp_path: Path, cifar_dir: Path,
 def test_macro_decisions_round_trip(
     ray_cluster: None, cifar_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """N, F and the stem stride are Optuna decisions, stored with the trial, and what
-    show/train/export build; the same cell at another N@F is another candidate, at the same
-    N@F a duplicate."""
+    """N, F, the stem stride and B are Optuna decisions, stored with the trial (B as the
+    genotype's cells of B blocks), and what show/train/export build; the same cell at another
+    N@F is another candidate, at the same N@F a duplicate."""
     url = f"sqlite:///{tmp_path / 'nas.db'}"
     summary = run_search(tiny("m", cifar_dir, trials=3, sampler="random", **MACRO), url)
     assert summary.states == {"COMPLETE": 3}
@@ -79,6 +85,8 @@ def test_macro_decisions_round_trip(
         assert (t.cells, t.filters, t.stem_stride) == (
             frozen.params["cells"], frozen.params["filters"], frozen.params["stem_stride"])
         assert t.cells in (1, 2) and t.filters in (24, 32)
+        for cell in ("normal", "reduce"):
+            assert len(t.genotype[cell]["blocks"]) == frozen.params["blocks"]
     assert {t.stem_stride for t in trials} == {1, 2}  # seed 0 draws both
 
     code, out, _ = run_cli("leaderboard", "--study", "m", "--storage", url, "--json",
@@ -92,6 +100,8 @@ def test_macro_decisions_round_trip(
     ref = f"m:{t.number}"
     code, out, _ = run_cli("show", ref, "--storage", url, capsys=capsys)
     assert code == 0 and f"CIFAR {t.cells}@{t.filters} (stem stride 2):" in out
+    labels = re.findall(r"^│ (b\d) ", out, re.MULTILINE)  # each cell's block column
+    assert labels == [f"b{k}" for k in range(len(t.genotype["normal"]["blocks"]))] * 2
     code, out, _ = run_cli("inspect", ref, "--storage", url, "--json", capsys=capsys)
     assert code == 0 and json.loads(out)["params"] == t.params  # the trial's own network
     code, out, err = run_cli(
@@ -124,6 +134,55 @@ def test_macro_decisions_round_trip(
     assert moved.duplicate_of is None and moved.epochs == 1
     assert moved.key == same.key and moved.filters == resized["filters"]
     db.close()
+
+
+def test_blocks_decision_keeps_the_first_b_blocks() -> None:
+    """B = 2 keeps each cell's first two blocks of the 50 decisions; the genotype of B
+    blocks round-trips through `params_from_genotype`; B outside 1..5 is refused."""
+    from search_spaces import Genotype, genotype_from_params
+
+    full = params_from_genotype(sample_genotype(random.Random(3)))
+    five = genotype_from_params(full)
+    two = genotype_from_params({**full, "blocks": 2})
+    assert two.normal.blocks == five.normal.blocks[:2]
+    assert two.reduce.blocks == five.reduce.blocks[:2]
+    assert genotype_from_params(params_from_genotype(two)) == two
+    assert Genotype.from_dict(two.to_dict()) == two and two.key() != five.key()
+    for bad in (0, 6):
+        with pytest.raises(ValueError, match="blocks must be one of"):
+            genotype_from_params({**full, "blocks": bad})
+
+
+def test_a_cell_input_no_block_reads_gets_no_projection(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A one-block cell that reads only h_i builds no 1x1 for h_{i-1}: fewer parameters and
+    mult-adds than the same cell reading both, the same logits shape, and an export whose
+    module (checked against the project's network inside `nas export`) has the same size."""
+    import torch
+
+    from nas.refs import resolve_ref
+    from search_spaces import count_cost
+
+    def one_block(inputs: list[int]) -> dict[str, Any]:
+        block = {"inputs": inputs, "ops": ["conv_3x3", "identity"], "combine": "add"}
+        return {"blocks": [block], "concat": None}
+
+    sizes = {}
+    for name, inputs in (("h_i", [1, 1]), ("both", [1, 0])):
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps({"normal": one_block(inputs), "reduce": one_block(inputs)}))
+        net = resolve_ref(str(path)).build(cells=1, filters=48)
+        assert all((cell.pre0 is None) == (name == "h_i") for cell in net.cells)
+        assert all(cell.pre1 is not None for cell in net.cells)
+        assert net(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
+        sizes[name] = count_cost(net, 32)
+    assert sizes["h_i"].params < sizes["both"].params
+    assert sizes["h_i"].mult_adds < sizes["both"].mult_adds
+    code, out, err = run_cli("export", str(tmp_path / "h_i.json"), "--cells", "1", "--filters",
+                             "48", "--out", str(tmp_path / "ex"), "--json", capsys=capsys)
+    assert code == 0, err
+    assert json.loads(out)["params"] == sizes["h_i"].params
 
 
 def test_stem_stride_quarters_the_cells_pixels() -> None:

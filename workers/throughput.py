@@ -130,7 +130,8 @@ def _units(model: nn.Module) -> list[nn.Module]:
     """The timed pieces of a network: stem, per cell its 1x1s and ops, the head."""
     units: list[nn.Module] = [model.stem]
     for cell in model.cells:
-        units += [cell.pre0, cell.pre1, *cell.narrow.values(), *cell.ops]
+        pre = [p for p in (cell.pre0, cell.pre1) if p is not None]  # an unread input has none
+        units += [*pre, *cell.narrow.values(), *cell.ops]
     units.append(model.head)
     return units
 

@@ -230,7 +230,7 @@ def _plan_lines(plan: list[tuple[int, bool]]) -> list[str]:
 def network_plan(network: nn.Module) -> tuple[int, list[tuple[int, bool]]]:
     """Stem channels and every cell's (C, reduction?) of a built `search_spaces.Network`."""
     stem = network.stem[0].out_channels
-    plan = [(int(cell.pre1.op[1].out_channels), bool(cell.reduction)) for cell in network.cells]
+    plan = [(int(cell.channels), bool(cell.reduction)) for cell in network.cells]
     return int(stem), plan
 
 

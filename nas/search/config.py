@@ -76,6 +76,7 @@ class SearchConfig(BaseModel):
     cells_choices: tuple[StrictInt, ...] | None = None
     filters_choices: tuple[StrictInt, ...] | None = None
     stem_stride_choices: tuple[StrictInt, ...] | None = None
+    blocks_choices: tuple[StrictInt, ...] | None = None  # searched B (blocks per cell), 1..5
     # The throughput pre-filter's floor: images a candidate must train in its first rung
     # (None: the preset's `min_rung_images`).
     min_rung_images: StrictInt | None = Field(None, ge=1, le=100_000_000)
@@ -101,7 +102,8 @@ class SearchConfig(BaseModel):
             return tuple(v.strip() for v in value.split(",") if v.strip())
         return value
 
-    @field_validator("cells_choices", "filters_choices", "stem_stride_choices", mode="before")
+    @field_validator("cells_choices", "filters_choices", "stem_stride_choices", "blocks_choices",
+                     mode="before")
     @classmethod
     def _int_list(cls, value: Any) -> Any:
         """A flag's "24,32,48" as integers; anything that is not one stays, to be refused."""
@@ -110,7 +112,7 @@ class SearchConfig(BaseModel):
             return tuple(int(v) if re.fullmatch(r"[+-]?\d{1,12}", v) else v for v in items)
         return value
 
-    @field_validator("cells_choices", "filters_choices", "stem_stride_choices")
+    @field_validator("cells_choices", "filters_choices", "stem_stride_choices", "blocks_choices")
     @classmethod
     def _non_empty(cls, value: tuple[int, ...] | None) -> tuple[int, ...] | None:
         if value is not None and not value:

@@ -41,7 +41,8 @@ from nas.errors import BadInput, Terminated, by_sigterm, note_sigterm
 from nas.search.config import SearchConfig, clock_rungs, objective_text, resume_config
 from nas.search.controller import Controller, cost_violation, network_cost
 from nas.search.monitor import PlainView, echo, metrics_line, progress_line, progress_view
-from search_spaces import ConfigError, Genotype, GenotypeError, NetworkConfig
+from search_spaces import NUM_BLOCKS, ConfigError, Genotype, GenotypeError, NetworkConfig
+from search_spaces.space import BLOCK_CHOICES
 from workers import faults
 
 HEARTBEAT_S = 5.0  # how often the driver refreshes its lock
@@ -220,20 +221,26 @@ def objective_config(config: SearchConfig, settings: Settings) -> SearchConfig:
 
 def resolve_macro(config: SearchConfig, preset_macro: dict[str, tuple[int, ...]],
                   network: dict[str, Any]) -> dict[str, tuple[int, ...]]:
-    """N, F and stem-stride choices: the config's, else the preset's, else the network's one
-    value; each value must be one the builder takes (exit 2 naming the flag otherwise)."""
+    """N, F, stem-stride and B (blocks per cell) choices: the config's, else the preset's,
+    else the network's one value (B: the paper's 5); each value must be one the builder
+    takes (exit 2 naming the flag otherwise)."""
     given = {"cells": config.cells_choices, "filters": config.filters_choices,
-             "stem_stride": config.stem_stride_choices}
+             "stem_stride": config.stem_stride_choices, "blocks": config.blocks_choices}
     macro = {}
     for name, values in given.items():
         flag = f"--{name.replace('_', '-')}-choices"
         if values is None and name in config.network:  # network: {filters: 48} fixes F
             values = (config.network[name],)
-        choices = values or tuple(preset_macro.get(name, ())) or (
-            getattr(NetworkConfig(**network), name),)
+        default = NUM_BLOCKS if name == "blocks" else getattr(NetworkConfig(**network), name)
+        choices = values or tuple(preset_macro.get(name, ())) or (default,)
         for value in choices:
             if isinstance(value, bool) or not isinstance(value, int):
                 raise BadInput(f"{flag} (config key {name}_choices): {value!r} is not an integer")
+            if name == "blocks":
+                if value not in BLOCK_CHOICES:
+                    raise BadInput(f"{flag} (config key blocks_choices): {value} is refused: "
+                                   f"a cell has 1 to {NUM_BLOCKS} blocks")
+                continue
             try:
                 NetworkConfig(**{**network, name: value}).validate()
             except ConfigError as exc:
@@ -241,6 +248,11 @@ def resolve_macro(config: SearchConfig, preset_macro: dict[str, tuple[int, ...]]
                                f"the builder: {exc}") from None
         macro[name] = tuple(choices)
     return macro
+
+
+def network_macro(macro: dict[str, tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
+    """The macro decisions that are `NetworkConfig` fields (B belongs to the genotype)."""
+    return {name: values for name, values in macro.items() if name != "blocks"}
 
 
 def _check_types(cls: type, values: dict[str, Any], what: str) -> None:
@@ -351,7 +363,8 @@ def measure_search_formats(config: SearchConfig, settings: Settings, has_gpu: bo
     from workers.throughput import torch_threads
     from workers.train import choose_formats
 
-    network = {**settings.network, **{k: v[len(v) // 2] for k, v in settings.macro.items()}}
+    network = {**settings.network,
+               **{k: v[len(v) // 2] for k, v in network_macro(settings.macro).items()}}
     with torch_threads(max(1, int(settings.cpus))):
         model = get_arch("nasnet-a").build(**network)
         channels_last, bf16 = choose_formats(model, train, torch.device("cpu"),

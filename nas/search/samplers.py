@@ -25,8 +25,8 @@ def search_space(
     macro: dict[str, tuple[int, ...]] | None = None,
 ) -> dict[str, CategoricalDistribution]:
     """The 50 categorical decisions as Optuna distributions, in a fixed order, then the
-    searched macro decisions (`cells`, `filters`, `stem_stride`: those with more than
-    one value)."""
+    searched macro decisions (`cells`, `filters`, `stem_stride`, `blocks`: those with more
+    than one value)."""
     space = {name: CategoricalDistribution(list(values)) for name, values in choices().items()}
     for name, values in (macro or {}).items():
         if len(values) > 1:
